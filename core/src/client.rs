@@ -1,0 +1,211 @@
+//! The client's logic, sans-IO: it speaks the control protocol, encodes
+//! captured 20 ms chunks into datagrams and decodes the gateway's mix into
+//! 20 ms chunks for playout. The shell feeds it stream bytes, datagrams and
+//! audio, and drains [`Client::poll_transmit`] and [`Client::poll_event`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::codec::{CodecError, CHUNK};
+use crate::profile::Profile;
+use crate::stream::{ChunkKind, ReceiveStats, ReceiveStream, SendStats, SendStream};
+use crate::time::Time;
+use crate::wire::control::{encode_frame, FrameReader, PROTOCOL_VERSION};
+use crate::wire::{ClientMsg, ErrorCode, ParticipantId, RosterEntry, RosterUpdate, ServerMsg, WireError};
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub name: String,
+    pub room: String,
+    pub token: Option<String>,
+    pub profile: Profile,
+    pub jitter_target: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(name: impl Into<String>, room: impl Into<String>) -> Self {
+        ClientConfig { name: name.into(), room: room.into(), token: None, profile: Profile::default(), jitter_target: Duration::from_millis(80) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    Datagram(Vec<u8>),
+    Control(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    Welcome { gateway: String },
+    Joined { you: ParticipantId },
+    /// Someone joined, left or changed mute; read [`Client::roster`].
+    RosterChanged(RosterUpdate),
+    /// The gateway refused something; after most codes it closes the connection.
+    Refused { code: ErrorCode, text: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("gateway sent a malformed control message: {0}")]
+    Wire(#[from] WireError),
+    #[error("gateway sent {0} before it was expected")]
+    Protocol(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    pub send: SendStats,
+    pub receive: ReceiveStats,
+    pub chunks_played: u64,
+    pub chunks_audible: u64,
+}
+
+pub struct Client {
+    reader: FrameReader,
+    you: Option<ParticipantId>,
+    roster: BTreeMap<ParticipantId, RosterEntry>,
+    uplink: SendStream,
+    downlink: ReceiveStream,
+    muted: bool,
+    out: VecDeque<Transmit>,
+    events: VecDeque<ClientEvent>,
+    chunks_played: u64,
+    chunks_audible: u64,
+}
+
+impl Client {
+    /// Queues Hello and Join: the first transmits are ready at once.
+    pub fn new(config: ClientConfig) -> Result<Self, CodecError> {
+        let mut c = Client {
+            reader: FrameReader::default(),
+            you: None,
+            roster: BTreeMap::new(),
+            uplink: SendStream::new(config.profile.clone(), None, true)?,
+            downlink: ReceiveStream::new(config.profile.decoder_complexity, config.jitter_target)?,
+            muted: false,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            chunks_played: 0,
+            chunks_audible: 0,
+        };
+        c.control(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: config.name, token: config.token });
+        c.control(&ClientMsg::Join { room: config.room });
+        Ok(c)
+    }
+
+    fn control(&mut self, msg: &ClientMsg) {
+        self.out.push_back(Transmit::Control(encode_frame(msg)));
+    }
+
+    pub fn you(&self) -> Option<ParticipantId> {
+        self.you
+    }
+
+    pub fn is_joined(&self) -> bool {
+        self.you.is_some()
+    }
+
+    pub fn roster(&self) -> impl Iterator<Item = &RosterEntry> {
+        self.roster.values()
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            send: self.uplink.stats(),
+            receive: self.downlink.stats(),
+            chunks_played: self.chunks_played,
+            chunks_audible: self.chunks_audible,
+        }
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted
+    }
+
+    /// Mutes locally (nothing is sent) and tells the room.
+    pub fn set_muted(&mut self, muted: bool) {
+        if self.muted != muted {
+            self.muted = muted;
+            self.control(&ClientMsg::SetMuted { muted });
+        }
+    }
+
+    pub fn leave(&mut self) {
+        self.control(&ClientMsg::Leave);
+    }
+
+    pub fn handle_control(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.reader.push(bytes);
+        while let Some(msg) = self.reader.next::<ServerMsg>()? {
+            self.on_message(msg)?;
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, msg: ServerMsg) -> Result<(), ClientError> {
+        match msg {
+            ServerMsg::Welcome { gateway, .. } => self.events.push_back(ClientEvent::Welcome { gateway }),
+            ServerMsg::Joined { you, roster, .. } => {
+                self.you = Some(you);
+                self.roster = roster.into_iter().map(|e| (e.id, e)).collect();
+                self.events.push_back(ClientEvent::Joined { you });
+            }
+            ServerMsg::Roster(update) => {
+                if self.you.is_none() {
+                    return Err(ClientError::Protocol("a roster update"));
+                }
+                match &update {
+                    RosterUpdate::Joined(e) => {
+                        self.roster.insert(e.id, e.clone());
+                    }
+                    RosterUpdate::Left { id } => {
+                        self.roster.remove(id);
+                    }
+                    RosterUpdate::Muted { id, muted } => {
+                        if let Some(e) = self.roster.get_mut(id) {
+                            e.muted = *muted;
+                        }
+                    }
+                }
+                self.events.push_back(ClientEvent::RosterChanged(update));
+            }
+            ServerMsg::Error { code, text } => self.events.push_back(ClientEvent::Refused { code, text }),
+        }
+        Ok(())
+    }
+
+    pub fn handle_datagram(&mut self, now: Time, data: &[u8]) {
+        self.downlink.insert_datagram(now, data);
+    }
+
+    /// One captured 20 ms chunk (16 kHz mono). Sent only once joined and while unmuted.
+    pub fn push_capture(&mut self, pcm: &[i16]) -> Result<(), CodecError> {
+        if self.you.is_none() || self.muted {
+            self.uplink.skip_chunk();
+            return Ok(());
+        }
+        if let Some(d) = self.uplink.push_chunk(pcm)? {
+            self.out.push_back(Transmit::Datagram(d));
+        }
+        Ok(())
+    }
+
+    /// The next 20 ms chunk to play.
+    pub fn pull_playout(&mut self, now: Time, out: &mut [i16]) -> ChunkKind {
+        debug_assert_eq!(out.len(), CHUNK);
+        let kind = self.downlink.pull_chunk(now, out);
+        self.chunks_played += 1;
+        if kind != ChunkKind::Silence {
+            self.chunks_audible += 1;
+        }
+        kind
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+}

@@ -1,0 +1,242 @@
+//! A small safe wrapper over libopus (through `opusic-sys`, which bundles
+//! libopus 1.6 with the neural `dred` and `osce` features): the `opus` crate
+//! hides decoder complexity (deep PLC, LACE, NoLACE) and DRED, which lowband needs.
+//!
+//! All audio in lowband is 16 kHz mono i16: wideband speech is what Opus at
+//! 6–16 kbit/s can carry, and one rate everywhere means no resampling in the mixer.
+
+use std::ffi::{c_int, CStr};
+use std::ptr::NonNull;
+
+use opusic_sys as ffi;
+
+use crate::profile::{Bandwidth, Profile};
+
+pub const SAMPLE_RATE: u32 = 16_000;
+pub const SAMPLES_PER_MS: usize = 16;
+/// The mixer's and the playout's grain: 20 ms.
+pub const CHUNK_MS: u32 = 20;
+pub const CHUNK: usize = CHUNK_MS as usize * SAMPLES_PER_MS;
+/// Longest Opus packet duration (120 ms) in samples: the decode buffer size.
+pub const MAX_FRAME_SAMPLES: usize = 120 * SAMPLES_PER_MS;
+/// Big enough for any packet lowband produces (the worst case of a 60 ms frame at 64 kbit/s is ~480 bytes).
+pub const MAX_PACKET_BYTES: usize = 1500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("libopus {call}: {}", describe(*.code))]
+pub struct CodecError {
+    pub call: &'static str,
+    pub code: i32,
+}
+
+fn describe(code: i32) -> &'static str {
+    // SAFETY: opus_strerror returns a pointer to a static string for any input.
+    unsafe { CStr::from_ptr(ffi::opus_strerror(code)) }.to_str().unwrap_or("unknown error")
+}
+
+fn check(call: &'static str, ret: c_int) -> Result<usize, CodecError> {
+    if ret < 0 {
+        Err(CodecError { call, code: ret })
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// The libopus version string, e.g. "libopus 1.6.1". Peers compare it before using DRED.
+pub fn libopus_version() -> &'static str {
+    // SAFETY: returns a pointer to a static string.
+    unsafe { CStr::from_ptr(ffi::opus_get_version_string()) }.to_str().unwrap_or("libopus ?")
+}
+
+/// Samples (at 16 kHz) of audio in an Opus packet, or an error if it is not a valid packet.
+pub fn packet_samples(packet: &[u8]) -> Result<usize, CodecError> {
+    let len = c_int::try_from(packet.len()).map_err(|_| CodecError { call: "packet_samples", code: ffi::OPUS_INVALID_PACKET })?;
+    // SAFETY: the pointer and length describe a live slice.
+    check("opus_packet_get_nb_samples", unsafe {
+        ffi::opus_packet_get_nb_samples(packet.as_ptr(), len, SAMPLE_RATE as i32)
+    })
+}
+
+fn bandwidth_code(b: Bandwidth) -> c_int {
+    match b {
+        Bandwidth::Narrow => ffi::OPUS_BANDWIDTH_NARROWBAND,
+        Bandwidth::Medium => ffi::OPUS_BANDWIDTH_MEDIUMBAND,
+        Bandwidth::Wide => ffi::OPUS_BANDWIDTH_WIDEBAND,
+    }
+}
+
+pub struct Encoder {
+    st: NonNull<ffi::OpusEncoder>,
+    frame_samples: usize,
+}
+
+// SAFETY: the encoder state is plain memory owned by this value; libopus has no thread affinity.
+unsafe impl Send for Encoder {}
+
+impl Encoder {
+    pub fn new(profile: &Profile) -> Result<Self, CodecError> {
+        let mut err = 0;
+        // SAFETY: valid arguments; the returned pointer is checked.
+        let st = unsafe { ffi::opus_encoder_create(SAMPLE_RATE as i32, 1, ffi::OPUS_APPLICATION_VOIP, &mut err) };
+        check("opus_encoder_create", err)?;
+        let st = NonNull::new(st).ok_or(CodecError { call: "opus_encoder_create", code: ffi::OPUS_ALLOC_FAIL })?;
+        let mut enc = Encoder { st, frame_samples: 0 };
+        enc.configure(profile)?;
+        Ok(enc)
+    }
+
+    fn ctl(&mut self, request: c_int, value: c_int) -> Result<(), CodecError> {
+        // SAFETY: every request used here takes one opus_int32 argument.
+        check("opus_encoder_ctl", unsafe { ffi::opus_encoder_ctl(self.st.as_ptr(), request, value) }).map(|_| ())
+    }
+
+    /// Applies a profile. Keeps the encoder's state, so a mid-call switch is seamless.
+    pub fn configure(&mut self, p: &Profile) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_BITRATE_REQUEST, p.bitrate_bps as c_int)?;
+        self.ctl(ffi::OPUS_SET_MAX_BANDWIDTH_REQUEST, bandwidth_code(p.max_bandwidth))?;
+        self.ctl(ffi::OPUS_SET_VBR_REQUEST, c_int::from(p.vbr))?;
+        self.ctl(ffi::OPUS_SET_DTX_REQUEST, c_int::from(p.dtx))?;
+        self.ctl(ffi::OPUS_SET_COMPLEXITY_REQUEST, c_int::from(p.complexity))?;
+        self.ctl(ffi::OPUS_SET_SIGNAL_REQUEST, ffi::OPUS_SIGNAL_VOICE)?;
+        self.ctl(ffi::OPUS_SET_INBAND_FEC_REQUEST, c_int::from(p.inband_fec))?;
+        self.ctl(ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, c_int::from(p.expected_loss_percent))?;
+        self.frame_samples = p.frame_samples();
+        Ok(())
+    }
+
+    /// Samples one [`Encoder::encode`] call consumes.
+    pub fn frame_samples(&self) -> usize {
+        self.frame_samples
+    }
+
+    /// Encodes exactly one frame of [`Encoder::frame_samples`] samples.
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        assert_eq!(pcm.len(), self.frame_samples, "encode takes exactly one frame");
+        // SAFETY: pcm holds frame_samples samples; out is writable for its length.
+        check("opus_encode", unsafe {
+            ffi::opus_encode(
+                self.st.as_ptr(),
+                pcm.as_ptr(),
+                pcm.len() as c_int,
+                out.as_mut_ptr(),
+                out.len().min(i32::MAX as usize) as i32,
+            )
+        })
+    }
+
+    /// True while the encoder is in discontinuous transmission (silence, nothing worth sending).
+    pub fn in_dtx(&mut self) -> bool {
+        let mut v: c_int = 0;
+        // SAFETY: OPUS_GET_IN_DTX writes one opus_int32 through the pointer.
+        let ret = unsafe { ffi::opus_encoder_ctl(self.st.as_ptr(), ffi::OPUS_GET_IN_DTX_REQUEST, &mut v as *mut c_int) };
+        ret == ffi::OPUS_OK && v != 0
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        // SAFETY: created by opus_encoder_create, destroyed once.
+        unsafe { ffi::opus_encoder_destroy(self.st.as_ptr()) }
+    }
+}
+
+pub struct Decoder {
+    st: NonNull<ffi::OpusDecoder>,
+}
+
+// SAFETY: as for Encoder.
+unsafe impl Send for Decoder {}
+
+impl Decoder {
+    /// `complexity` ≥ 5 turns on deep PLC, 6 LACE, ≥ 7 NoLACE (wideband SILK only).
+    pub fn new(complexity: u8) -> Result<Self, CodecError> {
+        let mut err = 0;
+        // SAFETY: valid arguments; the returned pointer is checked.
+        let st = unsafe { ffi::opus_decoder_create(SAMPLE_RATE as i32, 1, &mut err) };
+        check("opus_decoder_create", err)?;
+        let st = NonNull::new(st).ok_or(CodecError { call: "opus_decoder_create", code: ffi::OPUS_ALLOC_FAIL })?;
+        let mut dec = Decoder { st };
+        dec.set_complexity(complexity)?;
+        Ok(dec)
+    }
+
+    pub fn set_complexity(&mut self, complexity: u8) -> Result<(), CodecError> {
+        // SAFETY: OPUS_SET_COMPLEXITY takes one opus_int32.
+        check("opus_decoder_ctl", unsafe {
+            ffi::opus_decoder_ctl(self.st.as_ptr(), ffi::OPUS_SET_COMPLEXITY_REQUEST, c_int::from(complexity.min(10)))
+        })
+        .map(|_| ())
+    }
+
+    fn raw(&mut self, data: Option<&[u8]>, out: &mut [i16], fec: bool) -> Result<usize, CodecError> {
+        let (ptr, len) = match data {
+            Some(d) => (d.as_ptr(), c_int::try_from(d.len()).unwrap_or(c_int::MAX)),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: ptr/len describe a live slice or are null/0 (loss); out is writable for its length.
+        check("opus_decode", unsafe {
+            ffi::opus_decode(self.st.as_ptr(), ptr, len, out.as_mut_ptr(), out.len() as c_int, c_int::from(fec))
+        })
+    }
+
+    /// Decodes a packet into `out` (which must hold [`MAX_FRAME_SAMPLES`]); returns samples written.
+    pub fn decode(&mut self, packet: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        if packet.is_empty() {
+            return Err(CodecError { call: "opus_decode", code: ffi::OPUS_INVALID_PACKET });
+        }
+        self.raw(Some(packet), out, false)
+    }
+
+    /// Conceals `out.len()` lost samples (a multiple of 2.5 ms): neural PLC at complexity ≥ 5.
+    pub fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
+        self.raw(None, out, false)
+    }
+
+    /// Recovers the `out.len()` samples lost just before `next` from its in-band FEC (LBRR);
+    /// falls back to concealment inside libopus when `next` has none.
+    pub fn decode_fec(&mut self, next: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        self.raw(Some(next), out, true)
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        // SAFETY: created by opus_decoder_create, destroyed once.
+        unsafe { ffi::opus_decoder_destroy(self.st.as_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(n: usize) -> Vec<i16> {
+        (0..n).map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16).collect()
+    }
+
+    #[test]
+    fn a_frame_round_trips_at_the_profile_duration() {
+        let p = Profile::default();
+        let mut enc = Encoder::new(&p).unwrap();
+        let mut dec = Decoder::new(p.decoder_complexity).unwrap();
+        let mut pkt = [0u8; MAX_PACKET_BYTES];
+        let mut pcm = [0i16; MAX_FRAME_SAMPLES];
+        let n = enc.encode(&tone(p.frame_samples()), &mut pkt).unwrap();
+        assert_eq!(packet_samples(&pkt[..n]).unwrap(), p.frame_samples());
+        assert_eq!(dec.decode(&pkt[..n], &mut pcm).unwrap(), p.frame_samples());
+        assert_eq!(dec.conceal(&mut pcm[..CHUNK]).unwrap(), CHUNK);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_crash() {
+        let mut dec = Decoder::new(7).unwrap();
+        let mut pcm = [0i16; MAX_FRAME_SAMPLES];
+        assert!(dec.decode(&[], &mut pcm).is_err());
+        assert!(packet_samples(&[0xff, 0xff]).is_err());
+        for seed in 0u32..2000 {
+            let len = (seed % 40) as usize + 1;
+            let junk: Vec<u8> = (0..len).map(|i| (seed.wrapping_mul(2_654_435_761).wrapping_add(i as u32 * 97) >> 13) as u8).collect();
+            let _ = dec.decode(&junk, &mut pcm);
+        }
+    }
+}

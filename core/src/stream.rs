@@ -1,0 +1,219 @@
+//! One direction of one audio stream: [`SendStream`] turns 20 ms PCM chunks
+//! into datagrams under a [`Profile`]; [`ReceiveStream`] turns datagrams back
+//! into 20 ms chunks through the jitter buffer and decoder.
+
+use std::time::Duration;
+
+use crate::codec::{CodecError, Decoder, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
+use crate::jitter::{JitterBuffer, JitterStats, Pop};
+use crate::profile::Profile;
+use crate::time::Time;
+use crate::wire::audio::{AudioHeader, AudioLevel, AudioPacket, TICK_SAMPLES};
+
+/// Encoded packets this short carry no audio: libopus emits them while in DTX.
+const DTX_MAX_BYTES: usize = 2;
+
+pub struct SendStream {
+    encoder: Encoder,
+    profile: Profile,
+    next_profile: Option<Profile>,
+    pending: Vec<i16>,
+    seq: u16,
+    /// Media time of the next frame, in ticks (wraps with the wire field).
+    ts: u16,
+    in_talkspurt: bool,
+    stream: Option<u32>,
+    with_level: bool,
+    scratch: Box<[u8; MAX_PACKET_BYTES]>,
+    stats: SendStats,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendStats {
+    pub frames: u64,
+    pub packets: u64,
+    pub dtx_frames: u64,
+    /// Datagram bytes produced (lowband header + Opus), not counting QUIC/UDP/IP.
+    pub bytes: u64,
+}
+
+impl SendStream {
+    /// `stream` tags every packet with a stream id; `with_level` adds the RFC 6464 level byte.
+    pub fn new(profile: Profile, stream: Option<u32>, with_level: bool) -> Result<Self, CodecError> {
+        Ok(SendStream {
+            encoder: Encoder::new(&profile)?,
+            pending: Vec::with_capacity(profile.frame_samples()),
+            profile,
+            next_profile: None,
+            seq: 0,
+            ts: 0,
+            in_talkspurt: false,
+            stream,
+            with_level,
+            scratch: Box::new([0; MAX_PACKET_BYTES]),
+            stats: SendStats::default(),
+        })
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub fn stats(&self) -> SendStats {
+        self.stats
+    }
+
+    /// Switches profile at the next frame boundary, keeping encoder state (no click, no gap).
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.next_profile = Some(profile);
+    }
+
+    /// Media time passes without audio (e.g. muted): keeps timestamps honest.
+    pub fn skip_chunk(&mut self) {
+        self.pending.clear();
+        self.ts = self.ts.wrapping_add((CHUNK / TICK_SAMPLES) as u16);
+        self.in_talkspurt = false;
+    }
+
+    /// Adds one 20 ms chunk; returns a datagram when a packet is complete and worth sending.
+    pub fn push_chunk(&mut self, pcm: &[i16]) -> Result<Option<Vec<u8>>, CodecError> {
+        debug_assert_eq!(pcm.len(), CHUNK);
+        if self.pending.is_empty() {
+            if let Some(p) = self.next_profile.take() {
+                self.encoder.configure(&p)?;
+                self.profile = p;
+            }
+        }
+        self.pending.extend_from_slice(pcm);
+        if self.pending.len() < self.encoder.frame_samples() {
+            return Ok(None);
+        }
+        let frame_ts = self.ts;
+        self.ts = self.ts.wrapping_add((self.pending.len() / TICK_SAMPLES) as u16);
+        let n = self.encoder.encode(&self.pending, &mut self.scratch[..])?;
+        let level = self.with_level.then(|| AudioLevel { voice: n > DTX_MAX_BYTES, dbov: dbov(&self.pending) });
+        self.pending.clear();
+        self.stats.frames += 1;
+        if n <= DTX_MAX_BYTES {
+            self.stats.dtx_frames += 1;
+            self.in_talkspurt = false;
+            return Ok(None);
+        }
+        let header = AudioHeader { seq: self.seq, ts: frame_ts, marker: !self.in_talkspurt, stream: self.stream, level };
+        self.seq = self.seq.wrapping_add(1);
+        self.in_talkspurt = true;
+        let datagram = AudioPacket::new(header, &self.scratch[..n]).to_vec();
+        self.stats.packets += 1;
+        self.stats.bytes += datagram.len() as u64;
+        Ok(Some(datagram))
+    }
+}
+
+/// Level of a frame in -dBov (0 loudest, 127 silent), as RFC 6464 carries it.
+pub fn dbov(pcm: &[i16]) -> u8 {
+    if pcm.is_empty() {
+        return 127;
+    }
+    let energy: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / pcm.len() as f64;
+    let rms = energy.sqrt() / 32768.0;
+    if rms <= 0.0 {
+        return 127;
+    }
+    (-20.0 * rms.log10()).clamp(0.0, 127.0) as u8
+}
+
+/// What a pulled chunk holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkKind {
+    Silence,
+    Audio,
+    /// At least part of it was concealed.
+    Concealed,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiveStats {
+    pub jitter: JitterStats,
+    pub decode_errors: u64,
+    pub bad_packets: u64,
+}
+
+pub struct ReceiveStream {
+    jitter: JitterBuffer,
+    decoder: Decoder,
+    pcm: Box<[i16; MAX_FRAME_SAMPLES + CHUNK]>,
+    pcm_len: usize,
+    decode_errors: u64,
+    bad_packets: u64,
+}
+
+impl ReceiveStream {
+    pub fn new(decoder_complexity: u8, target_delay: Duration) -> Result<Self, CodecError> {
+        Ok(ReceiveStream {
+            jitter: JitterBuffer::new(target_delay),
+            decoder: Decoder::new(decoder_complexity)?,
+            pcm: Box::new([0; MAX_FRAME_SAMPLES + CHUNK]),
+            pcm_len: 0,
+            decode_errors: 0,
+            bad_packets: 0,
+        })
+    }
+
+    pub fn stats(&self) -> ReceiveStats {
+        ReceiveStats { jitter: self.jitter.stats(), decode_errors: self.decode_errors, bad_packets: self.bad_packets }
+    }
+
+    /// Takes one datagram; malformed ones are counted and dropped.
+    pub fn insert_datagram(&mut self, now: Time, datagram: &[u8]) -> Option<AudioHeader> {
+        match AudioPacket::decode(datagram) {
+            Ok(p) => {
+                self.insert(now, &p);
+                Some(p.header)
+            }
+            Err(_) => {
+                self.bad_packets += 1;
+                None
+            }
+        }
+    }
+
+    pub fn insert(&mut self, now: Time, packet: &AudioPacket<'_>) {
+        self.jitter.insert(now, packet.header.ts, packet.primary);
+    }
+
+    /// Fills `out` (one 20 ms chunk) with what plays now.
+    pub fn pull_chunk(&mut self, now: Time, out: &mut [i16]) -> ChunkKind {
+        debug_assert_eq!(out.len(), CHUNK);
+        let mut kind = ChunkKind::Audio;
+        while self.pcm_len < CHUNK {
+            let room = &mut self.pcm[self.pcm_len..self.pcm_len + MAX_FRAME_SAMPLES];
+            let got = match self.jitter.pop(now, CHUNK - self.pcm_len) {
+                Pop::Silence if self.pcm_len == 0 => {
+                    out.fill(0);
+                    return ChunkKind::Silence;
+                }
+                Pop::Silence => {
+                    room[..CHUNK - self.pcm_len].fill(0);
+                    CHUNK - self.pcm_len
+                }
+                Pop::Packet(p) => self.decoder.decode(&p, room).unwrap_or_else(|_| {
+                    self.decode_errors += 1;
+                    0
+                }),
+                Pop::Missing(n) => {
+                    kind = ChunkKind::Concealed;
+                    let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
+                    self.decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
+                        room[..n].fill(0);
+                        n
+                    })
+                }
+            };
+            self.pcm_len += got;
+        }
+        out.copy_from_slice(&self.pcm[..CHUNK]);
+        self.pcm.copy_within(CHUNK..self.pcm_len, 0);
+        self.pcm_len -= CHUNK;
+        kind
+    }
+}
