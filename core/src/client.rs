@@ -38,8 +38,10 @@ pub enum Transmit {
 pub enum ClientEvent {
     Welcome { gateway: String },
     Joined { you: ParticipantId },
-    /// Someone joined, left or changed mute; read [`Client::roster`].
-    RosterChanged(RosterUpdate),
+    PeerJoined(RosterEntry),
+    PeerLeft(RosterEntry),
+    /// Someone's mute state changed (the entry is already updated).
+    PeerMuted(RosterEntry),
     /// The gateway refused something; after most codes it closes the connection.
     Refused { code: ErrorCode, text: String },
 }
@@ -154,20 +156,18 @@ impl Client {
                 if self.you.is_none() {
                     return Err(ClientError::Protocol("a roster update"));
                 }
-                match &update {
+                let event = match update {
                     RosterUpdate::Joined(e) => {
                         self.roster.insert(e.id, e.clone());
+                        Some(ClientEvent::PeerJoined(e))
                     }
-                    RosterUpdate::Left { id } => {
-                        self.roster.remove(id);
-                    }
-                    RosterUpdate::Muted { id, muted } => {
-                        if let Some(e) = self.roster.get_mut(id) {
-                            e.muted = *muted;
-                        }
-                    }
-                }
-                self.events.push_back(ClientEvent::RosterChanged(update));
+                    RosterUpdate::Left { id } => self.roster.remove(&id).map(ClientEvent::PeerLeft),
+                    RosterUpdate::Muted { id, muted } => self.roster.get_mut(&id).map(|e| {
+                        e.muted = muted;
+                        ClientEvent::PeerMuted(e.clone())
+                    }),
+                };
+                self.events.extend(event);
             }
             ServerMsg::Error { code, text } => self.events.push_back(ClientEvent::Refused { code, text }),
         }

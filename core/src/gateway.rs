@@ -317,7 +317,7 @@ impl Room {
         for p in self.participants.values_mut() {
             let kind = p.uplink.pull_chunk(now, &mut p.chunk);
             // The gateway enforces mute: a muted talker's audio never reaches the mix.
-            p.talking = kind != ChunkKind::Silence && !p.entry.muted;
+            p.talking = matches!(kind, ChunkKind::Audio | ChunkKind::Concealed) && !p.entry.muted;
             if p.talking {
                 self.mix.add(&p.chunk);
             }

@@ -35,8 +35,9 @@ impl Unwrapper {
 pub enum Pop {
     /// Nothing to play: not started, or the talkspurt has ended.
     Silence,
-    /// The packet that starts at the playout point.
-    Packet(Vec<u8>),
+    /// The packet that starts at the playout point, and whether it carries
+    /// speech (false for a comfort-noise update sent during DTX).
+    Packet(Vec<u8>, bool),
     /// The next packet is missing (lost or late): conceal this many samples.
     Missing(usize),
 }
@@ -55,7 +56,7 @@ pub struct JitterStats {
 pub struct JitterBuffer {
     target: Duration,
     ts: Unwrapper,
-    packets: BTreeMap<i64, Vec<u8>>,
+    packets: BTreeMap<i64, (Vec<u8>, bool)>,
     /// Media time (ticks) of the next sample to play, and when playout may start.
     playout: Option<(i64, Time)>,
     missing_run: usize,
@@ -76,7 +77,7 @@ impl JitterBuffer {
         self.stats
     }
 
-    pub fn insert(&mut self, now: Time, ts: u16, payload: &[u8]) {
+    pub fn insert(&mut self, now: Time, ts: u16, payload: &[u8], voice: bool) {
         let ts = self.ts.extend(ts);
         self.stats.received += 1;
         match self.playout {
@@ -87,7 +88,7 @@ impl JitterBuffer {
             None => self.playout = Some((ts, now + self.target)),
             _ => {}
         }
-        if self.packets.insert(ts, payload.to_vec()).is_some() {
+        if self.packets.insert(ts, (payload.to_vec(), voice)).is_some() {
             self.stats.duplicates += 1;
         }
         self.catch_up();
@@ -120,12 +121,12 @@ impl JitterBuffer {
             entry.remove();
             self.stats.late += 1;
         }
-        if let Some(payload) = self.packets.remove(&next) {
+        if let Some((payload, voice)) = self.packets.remove(&next) {
             match packet_samples(&payload) {
                 Ok(n) if n > 0 => {
                     self.playout = Some((next + ticks_for_samples(n), start));
                     self.missing_run = 0;
-                    return Pop::Packet(payload);
+                    return Pop::Packet(payload, voice);
                 }
                 _ => self.stats.invalid += 1,
             }

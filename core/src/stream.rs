@@ -91,7 +91,8 @@ impl SendStream {
         let frame_ts = self.ts;
         self.ts = self.ts.wrapping_add((self.pending.len() / TICK_SAMPLES) as u16);
         let n = self.encoder.encode(&self.pending, &mut self.scratch[..])?;
-        let level = self.with_level.then(|| AudioLevel { voice: n > DTX_MAX_BYTES, dbov: dbov(&self.pending) });
+        let voice = n > DTX_MAX_BYTES && !self.encoder.in_dtx();
+        let level = self.with_level.then(|| AudioLevel { voice, dbov: dbov(&self.pending) });
         self.pending.clear();
         self.stats.frames += 1;
         if n <= DTX_MAX_BYTES {
@@ -126,6 +127,8 @@ pub fn dbov(pcm: &[i16]) -> u8 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkKind {
     Silence,
+    /// Comfort noise between talkspurts (DTX): played, but never mixed.
+    ComfortNoise,
     Audio,
     /// At least part of it was concealed.
     Concealed,
@@ -145,6 +148,8 @@ pub struct ReceiveStream {
     pcm_len: usize,
     decode_errors: u64,
     bad_packets: u64,
+    /// Whether the last packet decoded carried speech.
+    voice: bool,
 }
 
 impl ReceiveStream {
@@ -156,6 +161,7 @@ impl ReceiveStream {
             pcm_len: 0,
             decode_errors: 0,
             bad_packets: 0,
+            voice: false,
         })
     }
 
@@ -178,7 +184,9 @@ impl ReceiveStream {
     }
 
     pub fn insert(&mut self, now: Time, packet: &AudioPacket<'_>) {
-        self.jitter.insert(now, packet.header.ts, packet.primary);
+        // Without a level byte (e.g. the gateway's mix) every packet counts as speech.
+        let voice = packet.header.level.is_none_or(|l| l.voice);
+        self.jitter.insert(now, packet.header.ts, packet.primary, voice);
     }
 
     /// Fills `out` (one 20 ms chunk) with what plays now.
@@ -196,10 +204,13 @@ impl ReceiveStream {
                     room[..CHUNK - self.pcm_len].fill(0);
                     CHUNK - self.pcm_len
                 }
-                Pop::Packet(p) => self.decoder.decode(&p, room).unwrap_or_else(|_| {
-                    self.decode_errors += 1;
-                    0
-                }),
+                Pop::Packet(p, voice) => {
+                    self.voice = voice;
+                    self.decoder.decode(&p, room).unwrap_or_else(|_| {
+                        self.decode_errors += 1;
+                        0
+                    })
+                }
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
@@ -214,6 +225,10 @@ impl ReceiveStream {
         out.copy_from_slice(&self.pcm[..CHUNK]);
         self.pcm.copy_within(CHUNK..self.pcm_len, 0);
         self.pcm_len -= CHUNK;
-        kind
+        if self.voice {
+            kind
+        } else {
+            ChunkKind::ComfortNoise
+        }
     }
 }

@@ -1,0 +1,262 @@
+//! The call driver: connects to the gateway, trusts it by fingerprint, and
+//! pumps bytes and audio between quinn, the sans-IO [`Client`] and an
+//! [`AudioIo`] until told to stop. It reads the clock in one place.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lowband_core::client::{Client, ClientConfig, ClientEvent, ClientStats, Transmit};
+use lowband_core::codec::CHUNK;
+use lowband_core::wire::{ErrorCode, RosterEntry};
+use lowband_core::Time;
+use lowband_quic::{FingerprintVerifier, WireBytes};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::audio::AudioIo;
+use crate::trust::KnownGateways;
+
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// `host:port` of the gateway, as the user typed it (also the trust-store key).
+    pub gateway: String,
+    pub room: String,
+    pub name: String,
+    pub token: Option<String>,
+    /// Pinned fingerprint; without it the trust store decides (trust on first use).
+    pub fingerprint: Option<String>,
+    pub config_dir: PathBuf,
+    /// Leave after this long; `None` runs until the stop future fires.
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error(
+        "the gateway {gateway} presented certificate fingerprint\n    {seen}\nbut this computer trusts\n    {trusted}\n\
+         for it. This can mean someone is intercepting the connection. Ask the hub operator for the \
+         fingerprint (`lowband-gateway fingerprint`); if it is really {seen}, run again with \
+         --fingerprint {seen} (or delete its line in {store})."
+    )]
+    FingerprintChanged { gateway: String, seen: String, trusted: String, store: String },
+    #[error("connecting to {0}: {1}")]
+    Connect(String, String),
+    #[error("the gateway refused: {text} ({code:?})")]
+    Refused { code: ErrorCode, text: String },
+    #[error("the gateway broke the protocol: {0}")]
+    Protocol(String),
+    #[error("audio: {0}")]
+    Audio(String),
+}
+
+/// What happened in a call, for people and for tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallReport {
+    pub gateway_fingerprint: Option<String>,
+    pub you: Option<u32>,
+    pub roster: Vec<RosterName>,
+    pub seconds: f64,
+    /// IPv4 packet bytes (IP + UDP + QUIC + lowband + Opus).
+    pub wire_bytes_sent: u64,
+    pub wire_bytes_received: u64,
+    pub wire_packets_sent: u64,
+    pub wire_packets_received: u64,
+    pub audio_packets_sent: u64,
+    pub audio_packets_received: u64,
+    pub concealed_samples: u64,
+    pub late_packets: u64,
+    pub chunks_audible: u64,
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RosterName {
+    pub id: u32,
+    pub name: String,
+    pub muted: bool,
+}
+
+impl From<&RosterEntry> for RosterName {
+    fn from(e: &RosterEntry) -> Self {
+        RosterName { id: e.id, name: e.name.clone(), muted: e.muted }
+    }
+}
+
+struct Connected {
+    conn: quinn::Connection,
+    endpoint: quinn::Endpoint,
+    fingerprint: Option<String>,
+}
+
+async fn connect(opts: &CallOptions) -> Result<Connected, CallError> {
+    let addr: SocketAddr = tokio::net::lookup_host(&opts.gateway)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| CallError::Resolve(opts.gateway.clone()))?;
+    let known = KnownGateways::in_dir(&opts.config_dir);
+    let trusted = opts.fingerprint.clone().or_else(|| known.get(&opts.gateway));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(FingerprintVerifier::new(trusted.clone(), provider.clone()));
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| CallError::Connect(opts.gateway.clone(), e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![lowband_quic::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| CallError::Connect(opts.gateway.clone(), e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(lowband_quic::shared_transport());
+    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }.expect("literal");
+    let endpoint = lowband_quic::client_endpoint(bind).map_err(|e| CallError::Connect(opts.gateway.clone(), e.to_string()))?;
+    let fail = |e: String| match (verifier.seen(), &trusted) {
+        (Some(seen), Some(t)) if seen != *t => CallError::FingerprintChanged {
+            gateway: opts.gateway.clone(),
+            seen,
+            trusted: t.clone(),
+            store: known.path().display().to_string(),
+        },
+        _ => CallError::Connect(opts.gateway.clone(), e),
+    };
+    let conn = endpoint
+        .connect_with(config, addr, "lowband-gateway")
+        .map_err(|e| fail(e.to_string()))?
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let seen = verifier.seen();
+    if trusted.is_none() {
+        if let Some(fp) = &seen {
+            info!(gateway = %opts.gateway, fingerprint = %fp, "trusting this gateway from now on (first use)");
+            if let Err(e) = known.remember(&opts.gateway, fp) {
+                warn!("could not remember the gateway in {}: {e}", known.path().display());
+            }
+        }
+    }
+    Ok(Connected { conn, endpoint, fingerprint: seen })
+}
+
+/// Runs one call until `duration`, `stop`, or the gateway ends it.
+pub async fn run_call(opts: &CallOptions, audio: &mut (dyn AudioIo + Send), stop: impl Future<Output = ()>) -> Result<CallReport, CallError> {
+    let Connected { conn, endpoint, fingerprint } = connect(opts).await?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| CallError::Connect(opts.gateway.clone(), e.to_string()))?;
+    let mut config = ClientConfig::new(&opts.name, &opts.room);
+    config.token = opts.token.clone();
+    let mut client = Client::new(config).map_err(|e| CallError::Audio(e.to_string()))?;
+
+    let start = Instant::now();
+    let now = || Time::from_micros(start.elapsed().as_micros() as u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tokio::pin!(stop);
+    let mut buf = vec![0u8; 4096];
+    let mut chunk = [0i16; CHUNK];
+    let mut events = Vec::new();
+    let mut refused = None;
+    let mut leaving = false;
+    let mut outcome: Result<(), CallError> = Ok(());
+
+    loop {
+        tokio::select! {
+            r = recv.read(&mut buf) => match r {
+                Ok(Some(n)) => if let Err(e) = client.handle_control(&buf[..n]) {
+                    outcome = Err(CallError::Protocol(e.to_string()));
+                    break;
+                },
+                _ => break,
+            },
+            d = conn.read_datagram() => match d {
+                Ok(d) => client.handle_datagram(now(), &d),
+                Err(_) => break,
+            },
+            _ = tick.tick() => {
+                let t = start.elapsed();
+                while audio.capture(t, &mut chunk) {
+                    client.push_capture(&chunk).map_err(|e| CallError::Audio(e.to_string()))?;
+                }
+                while audio.wants_playout(t) {
+                    client.pull_playout(now(), &mut chunk);
+                    audio.play(&chunk).map_err(|e| CallError::Audio(e.to_string()))?;
+                }
+                if !leaving && opts.duration.is_some_and(|d| t >= d) {
+                    leaving = true;
+                    client.leave();
+                }
+            },
+            _ = &mut stop, if !leaving => {
+                leaving = true;
+                client.leave();
+            },
+        }
+        while let Some(t) = client.poll_transmit() {
+            match t {
+                Transmit::Datagram(d) => {
+                    let _ = conn.send_datagram(Bytes::from(d));
+                }
+                Transmit::Control(c) => {
+                    if send.write_all(&c).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        while let Some(ev) = client.poll_event() {
+            let line = describe(&ev, &client);
+            info!("{line}");
+            events.push(line);
+            if let ClientEvent::Refused { code, text } = ev {
+                refused = Some(CallError::Refused { code, text });
+            }
+        }
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+    conn.close(quinn::VarInt::from_u32(0), b"bye");
+    let wire = WireBytes::of(&conn.stats());
+    audio.finish().map_err(|e| CallError::Audio(e.to_string()))?;
+    endpoint.wait_idle().await;
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    outcome?;
+    Ok(report(&client, client.stats(), wire, fingerprint, start.elapsed(), events))
+}
+
+fn report(client: &Client, s: ClientStats, wire: WireBytes, fingerprint: Option<String>, elapsed: Duration, events: Vec<String>) -> CallReport {
+    CallReport {
+        gateway_fingerprint: fingerprint,
+        you: client.you(),
+        roster: client.roster().map(RosterName::from).collect(),
+        seconds: elapsed.as_secs_f64(),
+        wire_bytes_sent: wire.sent,
+        wire_bytes_received: wire.received,
+        wire_packets_sent: wire.packets_sent,
+        wire_packets_received: wire.packets_received,
+        audio_packets_sent: s.send.packets,
+        audio_packets_received: s.receive.jitter.received,
+        concealed_samples: s.receive.jitter.concealed_samples,
+        late_packets: s.receive.jitter.late,
+        chunks_audible: s.chunks_audible,
+        events,
+    }
+}
+
+fn describe(ev: &ClientEvent, client: &Client) -> String {
+    match ev {
+        ClientEvent::Welcome { gateway } => format!("connected to {gateway}"),
+        ClientEvent::Joined { you } => {
+            let others: Vec<String> = client.roster().filter(|e| e.id != *you).map(|e| e.name.clone()).collect();
+            format!("joined as #{you}; in the room: {}", if others.is_empty() { "nobody else yet".into() } else { others.join(", ") })
+        }
+        ClientEvent::PeerJoined(e) => format!("{} joined", e.name),
+        ClientEvent::PeerLeft(e) => format!("{} left", e.name),
+        ClientEvent::PeerMuted(e) => format!("{} {}", e.name, if e.muted { "muted" } else { "unmuted" }),
+        ClientEvent::Refused { code, text } => format!("gateway refused: {text} ({code:?})"),
+    }
+}

@@ -1,0 +1,242 @@
+//! The IO shell: quinn endpoint, one task per connection, and one engine task
+//! that owns the sans-IO [`Gateway`] and is the only place the clock is read.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lowband_core::gateway::{ConnId, Gateway, GatewayConfig, GatewayStats, Output};
+use lowband_core::Time;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::cert::{self, CertError};
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    #[error("TLS setup: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("QUIC setup: {0}")]
+    Quic(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Control messages waiting for one slow client; past this it is disconnected.
+const CONTROL_QUEUE: usize = 256;
+/// A connection must open its control stream this soon after the handshake.
+const CONTROL_STREAM_DEADLINE: Duration = Duration::from_secs(10);
+
+enum Event {
+    Connected { id: ConnId, conn: quinn::Connection, writer: mpsc::Sender<Write> },
+    Control(ConnId, Bytes),
+    Datagram(ConnId, Bytes),
+    Disconnected(ConnId),
+}
+
+enum Write {
+    Data(Vec<u8>),
+    Close(String),
+}
+
+/// A running gateway. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    local_addr: SocketAddr,
+    fingerprint: String,
+    stats: Arc<Mutex<GatewayStats>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Loads or creates the certificate, binds, and starts serving.
+    pub async fn start(config: &Config) -> Result<Server, ServerError> {
+        let identity = cert::load_or_create(&config.state_dir)?;
+        if identity.created {
+            info!(dir = %config.state_dir.display(), "created a new gateway certificate");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(vec![identity.cert], identity.key)?;
+        tls.alpn_protocols = vec![lowband_quic::ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| ServerError::Quic(e.to_string()))?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server_config.transport_config(lowband_quic::shared_transport());
+        let endpoint = quinn::Endpoint::server(server_config, config.listen)
+            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        let local_addr = endpoint.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+
+        let engine_config = GatewayConfig { jitter_target: config.jitter_target(), max_room_size: config.max_room_size, ..GatewayConfig::default() };
+        let stats = Arc::new(Mutex::new(GatewayStats::default()));
+        let (events_tx, events_rx) = mpsc::channel(4096);
+        let tasks = vec![
+            tokio::spawn(run_engine(Gateway::new(engine_config), events_rx, stats.clone())),
+            tokio::spawn(accept_loop(endpoint.clone(), events_tx)),
+        ];
+        Ok(Server { endpoint, local_addr, fingerprint: identity.fingerprint, stats, tasks })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// SHA-256 of the gateway certificate, hex: what clients pin.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn stats(&self) -> GatewayStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes every connection and stops.
+    pub async fn shutdown(self) {
+        self.endpoint.close(quinn::VarInt::from_u32(0), b"gateway shutting down");
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.endpoint.wait_idle().await;
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, events: mpsc::Sender<Event>) {
+    let mut next_id: ConnId = 1;
+    while let Some(incoming) = endpoint.accept().await {
+        let id = next_id;
+        next_id += 1;
+        tokio::spawn(serve_connection(id, incoming, events.clone()));
+    }
+}
+
+async fn serve_connection(id: ConnId, incoming: quinn::Incoming, events: mpsc::Sender<Event>) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => return debug!(%remote, "handshake failed: {e}"),
+    };
+    let (send, mut recv) = match tokio::time::timeout(CONTROL_STREAM_DEADLINE, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        _ => return conn.close(quinn::VarInt::from_u32(1), b"no control stream"),
+    };
+    info!(conn = id, %remote, "connected");
+    let (writer_tx, writer_rx) = mpsc::channel(CONTROL_QUEUE);
+    if events.send(Event::Connected { id, conn: conn.clone(), writer: writer_tx }).await.is_err() {
+        return;
+    }
+    let writer = tokio::spawn(write_control(conn.clone(), send, writer_rx));
+    let control = async {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(Some(n)) = recv.read(&mut buf).await {
+            if events.send(Event::Control(id, Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                break;
+            }
+        }
+    };
+    let datagrams = async {
+        while let Ok(d) = conn.read_datagram().await {
+            if events.send(Event::Datagram(id, d)).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = control => {},
+        _ = datagrams => {},
+    }
+    let _ = events.send(Event::Disconnected(id)).await;
+    // Give a requested close time to flush the reason, then make sure it is closed.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    conn.close(quinn::VarInt::from_u32(0), b"closed");
+    info!(conn = id, %remote, "disconnected");
+}
+
+async fn write_control(conn: quinn::Connection, mut send: quinn::SendStream, mut rx: mpsc::Receiver<Write>) {
+    while let Some(w) = rx.recv().await {
+        match w {
+            Write::Data(d) => {
+                if send.write_all(&d).await.is_err() {
+                    break;
+                }
+            }
+            Write::Close(reason) => {
+                let _ = send.finish();
+                // Let the peer read the error before the connection goes.
+                let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
+                conn.close(quinn::VarInt::from_u32(0), reason.as_bytes());
+                break;
+            }
+        }
+    }
+}
+
+async fn run_engine(mut gw: Gateway, mut events: mpsc::Receiver<Event>, stats: Arc<Mutex<GatewayStats>>) {
+    let start = Instant::now();
+    let now = || Time::from_micros(start.elapsed().as_micros() as u64);
+    let mut conns: HashMap<ConnId, (quinn::Connection, mpsc::Sender<Write>)> = HashMap::new();
+    loop {
+        let deadline = gw.poll_timeout().map(|t| start + Duration::from_micros(t.as_micros()));
+        tokio::select! {
+            ev = events.recv() => match ev {
+                None => break,
+                Some(Event::Connected { id, conn, writer }) => {
+                    conns.insert(id, (conn, writer));
+                    gw.handle_connect(id);
+                }
+                Some(Event::Control(id, b)) => gw.handle_control(now(), id, &b),
+                Some(Event::Datagram(id, d)) => gw.handle_datagram(now(), id, &d),
+                Some(Event::Disconnected(id)) => {
+                    conns.remove(&id);
+                    gw.handle_disconnect(id);
+                }
+            },
+            _ = sleep_until(deadline) => {
+                gw.handle_timeout(now());
+                *stats.lock().unwrap_or_else(|e| e.into_inner()) = gw.stats();
+            }
+        }
+        while let Some(out) = gw.poll_output() {
+            dispatch(out, &conns);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn dispatch(out: Output, conns: &HashMap<ConnId, (quinn::Connection, mpsc::Sender<Write>)>) {
+    match out {
+        Output::Datagram { conn, data } => {
+            if let Some((c, _)) = conns.get(&conn) {
+                // Never blocks; a full queue drops the oldest (stale) audio.
+                let _ = c.send_datagram(Bytes::from(data));
+            }
+        }
+        Output::Control { conn, data } => {
+            if let Some((c, w)) = conns.get(&conn) {
+                if w.try_send(Write::Data(data)).is_err() {
+                    warn!(conn, "control queue full: disconnecting a client that does not read");
+                    c.close(quinn::VarInt::from_u32(2), b"control stream stalled");
+                }
+            }
+        }
+        Output::Close { conn, reason } => {
+            if let Some((c, w)) = conns.get(&conn) {
+                if w.try_send(Write::Close(reason.clone())).is_err() {
+                    c.close(quinn::VarInt::from_u32(0), reason.as_bytes());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! # lowband-quic
+//!
+//! The QUIC settings and trust model the gateway and the client share, so
+//! the two ends can never drift apart:
+//! - [`transport_config`]: quinn tuned for 2G/3G links (see `../shared/design/FACTS.md`);
+//! - [`client_endpoint`]: zero-length client connection ids;
+//! - [`FingerprintVerifier`]: the client trusts a gateway's self-signed
+//!   certificate by its SHA-256 fingerprint, not by a CA;
+//! - [`WireBytes`]: bytes as IPv4 packets on the wire, from quinn's counters.
+
+mod trust;
+mod tuning;
+
+pub use trust::{fingerprint, parse_fingerprint, FingerprintError, FingerprintVerifier};
+pub use tuning::{client_endpoint, shared_transport, transport_config, WireBytes, ALPN, IPV4_UDP_OVERHEAD};
