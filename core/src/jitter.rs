@@ -50,6 +50,8 @@ pub struct JitterStats {
     pub invalid: u64,
     pub concealed_samples: u64,
     pub skipped_packets: u64,
+    /// Holes filled by redundant copies before they had to be concealed.
+    pub recovered: u64,
 }
 
 #[derive(Debug)]
@@ -105,6 +107,20 @@ impl JitterBuffer {
             self.packets = keep;
             self.playout = Some((new_next, start));
         }
+    }
+
+    /// Offers a redundant copy of an earlier frame (from RED, LBRR or DRED):
+    /// it fills the slot only if the primary is missing and still playable.
+    /// Returns true when it was used.
+    pub fn insert_recovery(&mut self, ts: u16, payload: &[u8]) -> bool {
+        let ts = self.ts.extend(ts);
+        let playable = self.playout.is_some_and(|(next, _)| ts >= next);
+        if !playable || self.packets.contains_key(&ts) {
+            return false;
+        }
+        self.packets.insert(ts, (payload.to_vec(), true));
+        self.stats.recovered += 1;
+        true
     }
 
     /// Takes what plays next. `want` is the samples the caller needs, used to size concealment.

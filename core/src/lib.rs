@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod jitter;
 pub mod mixer;
 pub mod profile;
+pub mod rng;
 pub mod stream;
 pub mod time;
 pub mod wire;

@@ -187,6 +187,10 @@ impl ReceiveStream {
         // Without a level byte (e.g. the gateway's mix) every packet counts as speech.
         let voice = packet.header.level.is_none_or(|l| l.voice);
         self.jitter.insert(now, packet.header.ts, packet.primary, voice);
+        for r in packet.redundant() {
+            let ts = packet.header.ts.wrapping_sub(u16::from(r.ticks_back));
+            self.jitter.insert_recovery(ts, r.payload);
+        }
     }
 
     /// Fills `out` (one 20 ms chunk) with what plays now.
