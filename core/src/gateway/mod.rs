@@ -6,13 +6,17 @@
 //! `poll_output` until `None`, then sleep until `poll_timeout` and call
 //! `handle_timeout` with the current time.
 
+mod room;
+
+use room::{Participant, Room};
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{CodecError, CHUNK, CHUNK_MS};
 use crate::mixer::Mix;
 use crate::profile::Profile;
-use crate::stream::{ChunkKind, ReceiveStream, SendStream};
+use crate::stream::{ReceiveStream, SendStream};
 use crate::time::Time;
 use crate::wire::control::{encode_frame, is_valid_name, FrameReader, PROTOCOL_VERSION};
 use crate::wire::{ClientMsg, ErrorCode, ParticipantId, Role, RosterEntry, RosterUpdate, ServerMsg};
@@ -76,22 +80,6 @@ enum ConnState {
 struct Conn {
     reader: FrameReader,
     state: ConnState,
-}
-
-struct Participant {
-    conn: ConnId,
-    entry: RosterEntry,
-    uplink: ReceiveStream,
-    downlink: SendStream,
-    chunk: [i16; CHUNK],
-    talking: bool,
-}
-
-struct Room {
-    participants: BTreeMap<ParticipantId, Participant>,
-    next_id: ParticipantId,
-    next_tick: Time,
-    mix: Mix,
 }
 
 pub struct Gateway {
@@ -306,36 +294,6 @@ impl Gateway {
         } else {
             self.broadcast(room, None, &ServerMsg::Roster(RosterUpdate::Left { id }));
         }
-    }
-}
-
-impl Room {
-    /// One 20 ms mixer step. Returns connections whose codec failed.
-    fn tick(&mut self, now: Time, out: &mut VecDeque<Output>, stats: &mut GatewayStats) -> Vec<ConnId> {
-        stats.ticks += 1;
-        self.mix.clear();
-        for p in self.participants.values_mut() {
-            let kind = p.uplink.pull_chunk(now, &mut p.chunk);
-            // The gateway enforces mute: a muted talker's audio never reaches the mix.
-            p.talking = matches!(kind, ChunkKind::Audio | ChunkKind::Concealed) && !p.entry.muted;
-            if p.talking {
-                self.mix.add(&p.chunk);
-            }
-        }
-        let mut failed = Vec::new();
-        let mut mixed = [0i16; CHUNK];
-        for p in self.participants.values_mut() {
-            self.mix.minus(p.talking.then_some(&p.chunk[..]), &mut mixed);
-            match p.downlink.push_chunk(&mixed) {
-                Ok(Some(data)) => {
-                    stats.datagrams_out += 1;
-                    out.push_back(Output::Datagram { conn: p.conn, data });
-                }
-                Ok(None) => {}
-                Err(_) => failed.push(p.conn),
-            }
-        }
-        failed
     }
 }
 
