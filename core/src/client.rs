@@ -166,10 +166,26 @@ impl Client {
                         e.muted = muted;
                         ClientEvent::PeerMuted(e.clone())
                     }),
+                    // Issues #8 and #9 give these their events and UI.
+                    RosterUpdate::Hand { id, hand } => {
+                        if let Some(e) = self.roster.get_mut(&id) {
+                            e.hand = hand;
+                        }
+                        None
+                    }
+                    RosterUpdate::Role { id, role } => {
+                        if let Some(e) = self.roster.get_mut(&id) {
+                            e.role = role;
+                        }
+                        None
+                    }
+                    RosterUpdate::RoomLocked { .. } | RosterUpdate::FloorGranted { .. } => None,
                 };
                 self.events.extend(event);
             }
             ServerMsg::Error { code, text } => self.events.push_back(ClientEvent::Refused { code, text }),
+            // Issues #3/#7 (reports) and #6/#9 (talkers) act on these.
+            ServerMsg::Report(_) | ServerMsg::ActiveTalkers { .. } => {}
         }
         Ok(())
     }

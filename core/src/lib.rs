@@ -18,6 +18,8 @@ pub mod client;
 pub mod codec;
 pub mod gateway;
 pub mod jitter;
+pub mod link;
+pub mod loss;
 pub mod mixer;
 pub mod profile;
 pub mod rng;

@@ -44,7 +44,7 @@ fn valid_datagrams() -> Vec<Vec<u8>> {
 }
 
 fn valid_frames() -> Vec<Vec<u8>> {
-    let e = RosterEntry { id: 9, name: "Nurse Achieng".into(), role: Default::default(), muted: true };
+    let e = RosterEntry { id: 9, name: "Nurse Achieng".into(), role: Default::default(), muted: true, hand: None };
     vec![
         encode_frame(&ClientMsg::Hello { version: 1, name: "x".into(), token: Some("t".into()) }),
         encode_frame(&ClientMsg::Join { room: "r".into() }),

@@ -269,7 +269,7 @@ impl Gateway {
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
         room.next_id += 1;
-        let entry = RosterEntry { id, name, role: Role::Participant, muted: false };
+        let entry = RosterEntry { id, name, role: Role::Participant, muted: false, hand: None };
         room.participants.insert(id, Participant { conn, entry: entry.clone(), uplink, downlink, chunk: [0; CHUNK], talking: false });
         let roster = room.participants.values().map(|p| p.entry.clone()).collect();
         self.conns.get_mut(&conn).expect("present").state = ConnState::Joined { room: room_name.clone(), id };
@@ -303,5 +303,8 @@ fn message_name(m: &ClientMsg) -> &'static str {
         ClientMsg::Join { .. } => "Join",
         ClientMsg::SetMuted { .. } => "SetMuted",
         ClientMsg::Leave => "Leave",
+        ClientMsg::RaiseHand { .. } => "RaiseHand",
+        ClientMsg::Host(_) => "Host",
+        ClientMsg::Report(_) => "Report",
     }
 }

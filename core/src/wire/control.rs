@@ -31,6 +31,43 @@ pub struct RosterEntry {
     pub name: String,
     pub role: Role,
     pub muted: bool,
+    /// Set while the hand is up: a room-wide counter, so lower was raised earlier.
+    pub hand: Option<u32>,
+}
+
+/// What a host may do to the room (issue #8 implements them in the gateway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostAction {
+    Mute { id: ParticipantId, muted: bool },
+    /// Mutes everyone but the presenter (and hosts).
+    MuteAllButPresenter,
+    Lock { locked: bool },
+    Remove { id: ParticipantId },
+    SetPresenter { id: ParticipantId },
+    /// Lowers the hand and unmutes the participant.
+    GrantFloor { id: ParticipantId },
+}
+
+/// What a receiver saw of one audio stream over the last interval: sent
+/// periodically by each side about the stream it receives, so the sender can
+/// adapt protection, bitrate and packetization (issues #3, #7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ReceiverReport {
+    pub interval_ms: u16,
+    /// Packets the sequence numbers say were sent in the interval.
+    pub expected: u16,
+    /// Never arrived.
+    pub lost: u16,
+    /// Arrived too late to play.
+    pub late: u16,
+    /// Missing primaries rebuilt from redundancy.
+    pub recovered: u16,
+    /// Longest run of consecutive losses.
+    pub max_burst: u16,
+    /// Interarrival jitter, ms.
+    pub jitter_ms: u16,
+    /// Slope of one-way delay over the interval, ms per second (queues building: > 0).
+    pub delay_trend: i16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +76,9 @@ pub enum ClientMsg {
     Join { room: String },
     SetMuted { muted: bool },
     Leave,
+    RaiseHand { raised: bool },
+    Host(HostAction),
+    Report(ReceiverReport),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +86,10 @@ pub enum RosterUpdate {
     Joined(RosterEntry),
     Left { id: ParticipantId },
     Muted { id: ParticipantId, muted: bool },
+    Hand { id: ParticipantId, hand: Option<u32> },
+    Role { id: ParticipantId, role: Role },
+    RoomLocked { locked: bool },
+    FloorGranted { id: ParticipantId },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +106,10 @@ pub enum ErrorCode {
     RoomLocked,
     /// The control stream carried bytes that do not parse.
     Malformed,
+    /// Only a host may do that.
+    NotPermitted,
+    /// A host removed this participant.
+    Removed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +118,9 @@ pub enum ServerMsg {
     Joined { room: String, you: ParticipantId, roster: Vec<RosterEntry> },
     Roster(RosterUpdate),
     Error { code: ErrorCode, text: String },
+    Report(ReceiverReport),
+    /// Who is being mixed right now (for speaking indicators), sent on change.
+    ActiveTalkers { ids: Vec<ParticipantId> },
 }
 
 /// Encodes one message as a length-prefixed frame.
@@ -134,7 +185,7 @@ mod tests {
     use super::*;
 
     fn samples() -> Vec<ServerMsg> {
-        let entry = RosterEntry { id: 3, name: "Dr. Ama".into(), role: Role::Host, muted: false };
+        let entry = RosterEntry { id: 3, name: "Dr. Ama".into(), role: Role::Host, muted: false, hand: Some(2) };
         vec![
             ServerMsg::Welcome { version: PROTOCOL_VERSION, gateway: "lowband 0.1".into() },
             ServerMsg::Joined { room: "echo-hiv".into(), you: 4, roster: vec![entry.clone()] },
@@ -142,6 +193,8 @@ mod tests {
             ServerMsg::Roster(RosterUpdate::Muted { id: 3, muted: true }),
             ServerMsg::Roster(RosterUpdate::Left { id: 3 }),
             ServerMsg::Error { code: ErrorCode::RoomLocked, text: "locked".into() },
+            ServerMsg::Report(ReceiverReport { interval_ms: 1000, expected: 25, lost: 3, max_burst: 2, delay_trend: -4, ..Default::default() }),
+            ServerMsg::ActiveTalkers { ids: vec![3, 9] },
         ]
     }
 

@@ -7,7 +7,7 @@ pub mod control;
 pub mod varint;
 
 pub use audio::{AudioHeader, AudioLevel, AudioPacket, Redundant};
-pub use control::{ClientMsg, ErrorCode, ParticipantId, Role, RosterEntry, RosterUpdate, ServerMsg};
+pub use control::{ClientMsg, ErrorCode, HostAction, ParticipantId, ReceiverReport, Role, RosterEntry, RosterUpdate, ServerMsg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {

@@ -1,0 +1,3 @@
+//! Network link models for simulation and emulation (sans-IO, seeded).
+
+pub mod mahimahi;
