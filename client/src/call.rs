@@ -4,13 +4,16 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lowband_core::client::{Client, ClientConfig, ClientEvent, ClientStats, Transmit};
 use lowband_core::codec::CHUNK;
+use lowband_core::link::record::LinkRecorder;
+use lowband_core::wire::audio::AudioPacket;
 use lowband_core::wire::{ErrorCode, RosterEntry};
 use lowband_core::Time;
 use lowband_quic::{FingerprintVerifier, WireBytes};
@@ -53,6 +56,8 @@ pub enum CallError {
     Protocol(String),
     #[error("audio: {0}")]
     Audio(String),
+    #[error("recording the link: {0}")]
+    Record(String),
 }
 
 /// What happened in a call, for people and for tests.
@@ -144,6 +149,21 @@ async fn connect(opts: &CallOptions) -> Result<Connected, CallError> {
 
 /// Runs one call until `duration`, `stop`, or the gateway ends it.
 pub async fn run_call(opts: &CallOptions, audio: &mut (dyn AudioIo + Send), stop: impl Future<Output = ()>) -> Result<CallReport, CallError> {
+    run_call_recording(opts, audio, stop, None).await
+}
+
+/// [`run_call`], also logging every audio packet to `record_link` (format:
+/// `lowband_core::link::record`) so the link can be replayed by `lowband-tools`.
+pub async fn run_call_recording(
+    opts: &CallOptions,
+    audio: &mut (dyn AudioIo + Send),
+    stop: impl Future<Output = ()>,
+    record_link: Option<&Path>,
+) -> Result<CallReport, CallError> {
+    let mut recorder = match record_link {
+        Some(p) => Some(LinkLog::create(p)?),
+        None => None,
+    };
     let Connected { conn, endpoint, fingerprint } = connect(opts).await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| CallError::Connect(opts.gateway.clone(), e.to_string()))?;
     let mut config = ClientConfig::new(&opts.name, &opts.room);
@@ -172,7 +192,13 @@ pub async fn run_call(opts: &CallOptions, audio: &mut (dyn AudioIo + Send), stop
                 _ => break,
             },
             d = conn.read_datagram() => match d {
-                Ok(d) => client.handle_datagram(now(), &d),
+                Ok(d) => {
+                    let t = now();
+                    if let Some(r) = recorder.as_mut() {
+                        r.down(t, &d);
+                    }
+                    client.handle_datagram(t, &d);
+                }
                 Err(_) => break,
             },
             _ = tick.tick() => {
@@ -183,6 +209,9 @@ pub async fn run_call(opts: &CallOptions, audio: &mut (dyn AudioIo + Send), stop
                 while audio.wants_playout(t) {
                     client.pull_playout(now(), &mut chunk);
                     audio.play(&chunk).map_err(|e| CallError::Audio(e.to_string()))?;
+                }
+                if let Some(r) = recorder.as_mut() {
+                    r.flush()?;
                 }
                 if !leaving && opts.duration.is_some_and(|d| t >= d) {
                     leaving = true;
@@ -197,6 +226,9 @@ pub async fn run_call(opts: &CallOptions, audio: &mut (dyn AudioIo + Send), stop
         while let Some(t) = client.poll_transmit() {
             match t {
                 Transmit::Datagram(d) => {
+                    if let Some(r) = recorder.as_mut() {
+                        r.up(now(), &d);
+                    }
                     let _ = conn.send_datagram(Bytes::from(d));
                 }
                 Transmit::Control(c) => {
@@ -214,6 +246,9 @@ pub async fn run_call(opts: &CallOptions, audio: &mut (dyn AudioIo + Send), stop
                 refused = Some(CallError::Refused { code, text });
             }
         }
+    }
+    if let Some(r) = recorder.as_mut() {
+        r.flush()?;
     }
     let _ = send.finish();
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
@@ -258,5 +293,40 @@ fn describe(ev: &ClientEvent, client: &Client) -> String {
         ClientEvent::PeerLeft(e) => format!("{} left", e.name),
         ClientEvent::PeerMuted(e) => format!("{} {}", e.name, if e.muted { "muted" } else { "unmuted" }),
         ClientEvent::Refused { code, text } => format!("gateway refused: {text} ({code:?})"),
+    }
+}
+
+/// The `--record-link` file: what the link did to each audio packet.
+struct LinkLog {
+    recorder: LinkRecorder,
+    file: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+}
+
+impl LinkLog {
+    fn create(path: &Path) -> Result<Self, CallError> {
+        let file = std::fs::File::create(path).map_err(|e| CallError::Record(format!("{}: {e}", path.display())))?;
+        Ok(LinkLog { recorder: LinkRecorder::new(), file: std::io::BufWriter::new(file), path: path.to_path_buf() })
+    }
+
+    fn down(&mut self, now: Time, d: &[u8]) {
+        if let Ok(p) = AudioPacket::decode(d) {
+            self.recorder.on_down(now, p.header.seq, p.header.ts, d.len());
+        }
+    }
+
+    fn up(&mut self, now: Time, d: &[u8]) {
+        if let Ok(p) = AudioPacket::decode(d) {
+            self.recorder.on_up(now, p.header.seq, p.header.ts, d.len());
+        }
+    }
+
+    /// Called every tick (5 ms): buffered, so this is cheap and off the audio path.
+    fn flush(&mut self) -> Result<(), CallError> {
+        let text = self.recorder.take();
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|_| self.file.flush())
+            .map_err(|e| CallError::Record(format!("{}: {e}", self.path.display())))
     }
 }

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::audio::device::DeviceAudio;
 use crate::audio::wav::{read_16k_mono, WavAudio};
 use crate::audio::AudioIo;
-use crate::call::{run_call, CallOptions};
+use crate::call::{run_call_recording, CallOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "lowband", version, about = "Join a lowband audio call")]
@@ -53,6 +53,10 @@ pub struct JoinArgs {
     /// Write the call report as JSON to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Log what the link did to every audio packet (send/arrival time, size,
+    /// loss) to this file; `lowband-tools sim|netem --recorded FILE` replays it.
+    #[arg(long)]
+    pub record_link: Option<PathBuf>,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -85,7 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let report = run_call(&opts, audio.as_mut(), stop).await?;
+    let report = run_call_recording(&opts, audio.as_mut(), stop, args.record_link.as_deref()).await?;
     let secs = report.seconds.max(1e-3);
     println!(
         "{}: {:.1} s in call, on the wire {:.1} kbit/s up, {:.1} kbit/s down; heard audio in {} of {} chunks",

@@ -1,7 +1,15 @@
 //! # lowband-tools
 //!
 //! Tools for testers and operators, driving the real binaries or the same
-//! sans-IO core: `demo` runs a call on loopback and says who heard whom.
+//! sans-IO core: `demo` runs a call on loopback and says who heard whom;
+//! `sim` runs a call in virtual time over link models; `netem` is a real-time
+//! UDP proxy applying the same link models between real clients and a gateway.
 
 pub mod demo;
+pub mod linkargs;
+pub mod netem;
 pub mod procs;
+pub mod progress;
+pub mod report;
+pub mod sim;
+pub mod sim_cli;

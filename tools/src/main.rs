@@ -17,10 +17,17 @@ enum Command {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
     },
+    /// A call in virtual time over link models: heard audio, per-second series, plots, PESQ-WB per turn.
+    Sim(lowband_tools::sim_cli::SimArgs),
+    /// A real-time UDP proxy applying link models between real clients and a real gateway.
+    Netem(lowband_tools::netem::NetemArgs),
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     match Cli::parse().command {
         Command::Demo { out } => lowband_tools::demo::run(&out),
+        Command::Sim(a) => lowband_tools::sim_cli::run(&a),
+        Command::Netem(a) => lowband_tools::netem::run(&a),
     }
 }
