@@ -5,6 +5,7 @@
 //! `sim` runs a call in virtual time over link models; `netem` is a real-time
 //! UDP proxy applying the same link models between real clients and a gateway.
 
+pub mod compare;
 pub mod demo;
 pub mod linkargs;
 pub mod netem;

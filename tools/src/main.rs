@@ -21,6 +21,8 @@ enum Command {
     Sim(lowband_tools::sim_cli::SimArgs),
     /// A real-time UDP proxy applying link models between real clients and a real gateway.
     Netem(lowband_tools::netem::NetemArgs),
+    /// The same call through `sim` and through `netem` with the real binaries, and how far the figures agree.
+    Compare(lowband_tools::compare::CompareArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +31,6 @@ fn main() -> anyhow::Result<()> {
         Command::Demo { out } => lowband_tools::demo::run(&out),
         Command::Sim(a) => lowband_tools::sim_cli::run(&a),
         Command::Netem(a) => lowband_tools::netem::run(&a),
+        Command::Compare(a) => lowband_tools::compare::run(&a),
     }
 }

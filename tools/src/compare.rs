@@ -1,0 +1,179 @@
+//! `lowband-tools compare`: the same call twice over the same link — once in
+//! virtual time (`sim`), once in real time with the real gateway and client
+//! binaries behind the `netem` proxy — and which figures agree.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::linkargs::LinkArgs;
+use crate::netem::{self, FlowReport};
+use crate::procs::{free_udp_port, sibling_binary, GatewayProcess};
+use crate::report::{self, TurnScore};
+use crate::sim::{self, SimSpec, Turn, RATE};
+use crate::sim_cli::load_speech;
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    #[arg(long, default_value_t = 3)]
+    pub clients: usize,
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
+    #[arg(long)]
+    pub speech: Vec<PathBuf>,
+    #[arg(long, default_value_t = 6.0)]
+    pub turn_seconds: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub gap_seconds: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value = "compare-out")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub link: LinkArgs,
+}
+
+#[derive(Serialize)]
+struct Side<'a> {
+    mean_pesq_wb: Option<f64>,
+    up_loss_pct: Vec<f64>,
+    down_loss_pct: Vec<f64>,
+    turns: &'a [TurnScore],
+}
+
+fn write_wav(path: &Path, samples: &[i16]) -> anyhow::Result<()> {
+    let spec = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for &s in samples {
+        w.write_sample(s)?;
+    }
+    w.finalize()?;
+    Ok(())
+}
+
+/// One client's whole input: its turns at their times, silence between.
+fn timeline(turns: &[Turn], client: usize, seconds: f64) -> Vec<i16> {
+    let mut x = vec![0i16; (seconds * RATE as f64) as usize];
+    for t in turns.iter().filter(|t| t.client == client) {
+        let s = t.start_sample();
+        let n = t.speech.len().min(x.len().saturating_sub(s));
+        x[s..s + n].copy_from_slice(&t.speech[..n]);
+    }
+    x
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
+    let link = a.link.build()?;
+    let speech = load_speech(&a.speech)?;
+    let names: Vec<String> = (0..a.clients).map(|k| format!("client{:02}", k + 1)).collect();
+    let turns = sim::round_robin(&speech, a.clients, a.turn_seconds, a.gap_seconds, a.seconds);
+    println!("comparing sim and netem: {} clients × {:.0} s over: {}", a.clients, a.seconds, link.description);
+
+    let sim_dir = a.out.join("sim");
+    let spec = SimSpec { names: names.clone(), links: vec![link.clone(); a.clients], turns: turns.clone(), seconds: a.seconds, seed: a.seed, progress: true };
+    let s = sim::run(&spec, &sim_dir)?;
+    let sim_scores = report::score_turns(&names, &turns, &s.heard, false)?;
+    report::write_series_csv(&sim_dir.join("series.csv"), &s.series)?;
+
+    let net_dir = a.out.join("netem");
+    std::fs::create_dir_all(&net_dir)?;
+    let gateway = GatewayProcess::start(&net_dir.join("gateway-state"), &net_dir.join("gateway.log"))?;
+    let port = free_udp_port()?;
+    let proxy: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let gw_addr: std::net::SocketAddr = gateway.addr.parse()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let net_link = link.clone();
+    let seed = a.seed;
+    let proxy_thread = std::thread::spawn(move || -> anyhow::Result<Vec<FlowReport>> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let sock = tokio::net::UdpSocket::bind(proxy).await?;
+            netem::serve(sock, gw_addr, net_link, seed, false, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client_bin = sibling_binary("lowband")?;
+    let mut children = Vec::new();
+    let mut heard = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        let input = net_dir.join(format!("{name}-says.wav"));
+        write_wav(&input, &timeline(&turns, k, a.seconds))?;
+        let out = net_dir.join(format!("{name}-heard.wav"));
+        heard.push(out.clone());
+        let child = Command::new(&client_bin)
+            .args(["join", &proxy.to_string(), "compare-room", "--name", name, "--fingerprint", &gateway.fingerprint])
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&out)
+            .args(["--duration", &a.seconds.to_string()])
+            .arg("--record-link")
+            .arg(net_dir.join(format!("{name}-link.csv")))
+            .env("LOWBAND_CONFIG_DIR", net_dir.join("client-config"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(net_dir.join(format!("{name}.log")))?)
+            .spawn()
+            .context("starting lowband")?;
+        children.push(child);
+    }
+    let bar = crate::progress::bar(true, a.seconds as u64, "real s");
+    for i in 0..a.seconds as u64 {
+        std::thread::sleep(Duration::from_secs(1));
+        bar.set_position(i + 1);
+    }
+    for (name, mut c) in names.iter().zip(children) {
+        if !c.wait()?.success() {
+            bail!("client {name} failed; see {}", net_dir.join(format!("{name}.log")).display());
+        }
+    }
+    bar.finish_and_clear();
+    let _ = stop_tx.send(());
+    let flows = proxy_thread.join().map_err(|_| anyhow::anyhow!("netem thread panicked"))??;
+    drop(gateway);
+    let net_scores = report::score_turns(&names, &turns, &heard, false)?;
+
+    let sim_side = Side {
+        mean_pesq_wb: report::mean_pesq(&sim_scores),
+        up_loss_pct: s.totals.iter().map(|t| t.up_loss_pct).collect(),
+        down_loss_pct: s.totals.iter().map(|t| t.down_loss_pct).collect(),
+        turns: &sim_scores,
+    };
+    let net_side = Side {
+        mean_pesq_wb: report::mean_pesq(&net_scores),
+        up_loss_pct: flows.iter().map(|f| f.up.loss_pct).collect(),
+        down_loss_pct: flows.iter().map(|f| f.down.loss_pct).collect(),
+        turns: &net_scores,
+    };
+    println!("\n                      sim      netem    difference");
+    let row = |label: &str, x: f64, y: f64| println!("{label:<20}{x:8.2} {y:10.2} {:10.2}", y - x);
+    if let (Some(x), Some(y)) = (sim_side.mean_pesq_wb, net_side.mean_pesq_wb) {
+        row("mean PESQ-WB", x, y);
+    }
+    row("uplink loss %", mean(&sim_side.up_loss_pct), mean(&net_side.up_loss_pct));
+    row("downlink loss %", mean(&sim_side.down_loss_pct), mean(&net_side.down_loss_pct));
+    println!("(sim counts audio datagrams only; netem counts every UDP packet incl. handshake and ACKs)");
+    println!("\nsim:");
+    report::print_scores(&names, &sim_scores);
+    println!("netem with the real binaries:");
+    report::print_scores(&names, &net_scores);
+    #[derive(Serialize)]
+    struct Both<'a> {
+        link: &'a str,
+        sim: Side<'a>,
+        netem: Side<'a>,
+        netem_flows: &'a [FlowReport],
+    }
+    report::write_json(&a.out.join("compare.json"), &Both { link: &link.description, sim: sim_side, netem: net_side, netem_flows: &flows })?;
+    println!("details: {}", a.out.join("compare.json").display());
+    Ok(())
+}
