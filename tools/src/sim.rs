@@ -192,7 +192,6 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     let mut next_audio = Time::ZERO;
     let mut chunk_index: u64 = 0;
     let mut second: u64 = 0;
-    let mut chunk = [0i16; CHUNK];
 
     loop {
         let mut now = next_audio;
@@ -241,17 +240,16 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             gateway.handle_timeout(now);
         }
         if now >= next_audio {
-            // Chunk i-1 has just been captured; chunk i starts playing.
-            for n in nodes.iter_mut() {
-                if chunk_index > 0 {
-                    fill_capture(&n.turns, (chunk_index as usize - 1) * CHUNK, &mut chunk);
-                    n.client.push_capture(&chunk).context("encoding")?;
-                }
-                n.client.pull_playout(now, &mut chunk);
-                for &s in &chunk {
-                    n.heard.write_sample(s)?;
-                }
-            }
+            // Chunk i-1 has just been captured; chunk i starts playing. Clients
+            // are independent here, so two threads share them (same result).
+            let mid = nodes.len().div_ceil(2);
+            let (a, b) = nodes.split_at_mut(mid);
+            let (ra, rb) = std::thread::scope(|sc| {
+                let other = sc.spawn(|| audio_step(b, chunk_index, now));
+                (audio_step(a, chunk_index, now), other.join())
+            });
+            ra?;
+            rb.map_err(|_| anyhow::anyhow!("audio thread panicked"))??;
             chunk_index += 1;
             next_audio = Time::ZERO + TICK * chunk_index as u32;
         }
@@ -306,6 +304,22 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         n.heard.finalize()?;
     }
     Ok(SimOutcome { series, totals, heard: heard_paths, wall_seconds: wall.elapsed().as_secs_f64() })
+}
+
+/// Captures chunk `index - 1` and plays chunk `index` for each node.
+fn audio_step(nodes: &mut [Node], index: u64, now: Time) -> anyhow::Result<()> {
+    let mut chunk = [0i16; CHUNK];
+    for n in nodes {
+        if index > 0 {
+            fill_capture(&n.turns, (index as usize - 1) * CHUNK, &mut chunk);
+            n.client.push_capture(&chunk).context("encoding")?;
+        }
+        n.client.pull_playout(now, &mut chunk);
+        for &s in &chunk {
+            n.heard.write_sample(s)?;
+        }
+    }
+    Ok(())
 }
 
 fn close_second(n: &mut Node, name: &str, second: u64) -> Second {

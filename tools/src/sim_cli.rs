@@ -123,7 +123,7 @@ pub fn run(a: &SimArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir).context("creating plots/")?;
         for n in &names {
             let rows: Vec<&sim::Second> = outcome.series.iter().filter(|s| &s.client == n).collect();
-            report::plot::plot_client(&dir.join(format!("{n}.png")), &format!("{n} — {}", link.description), &rows)?;
+            report::plot::plot_client(&dir.join(format!("{n}.png")), &format!("{n}: {}", link.description), &rows)?;
         }
         println!("plots: {}", dir.display());
     }

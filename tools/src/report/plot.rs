@@ -58,7 +58,7 @@ pub fn plot_client(path: &Path, title: &str, rows: &[&Second]) -> anyhow::Result
     }
     let root = BitMapBackend::new(path, (1200, 1000)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
-    let root = root.titled(title, ("sans-serif", 24)).map_err(|e| anyhow!("plot: {e}"))?;
+    let root = root.titled(title, ("sans-serif", 14)).map_err(|e| anyhow!("plot: {e}"))?;
     let areas = root.split_evenly((4, 1));
     let x_max = rows.last().map_or(1.0, |r| r.second as f64 + 1.0);
     let pts = |f: &dyn Fn(&Second) -> Option<f64>| -> Vec<(f64, f64)> { rows.iter().filter_map(|r| f(r).map(|v| (r.second as f64, v))).collect() };
