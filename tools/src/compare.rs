@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use lowband_core::link::record::{Dir, RecordedLink};
+
 use crate::linkargs::LinkArgs;
 use crate::netem::{self, FlowReport};
 use crate::procs::{free_udp_port, sibling_binary, GatewayProcess};
@@ -141,6 +143,15 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     let flows = proxy_thread.join().map_err(|_| anyhow::anyhow!("netem thread panicked"))??;
     drop(gateway);
     let net_scores = report::score_turns(&names, &turns, &heard, false)?;
+    // Audio packets only, end to end, as each client's --record-link saw them.
+    let recorded_down: Vec<f64> = names
+        .iter()
+        .map(|n| -> anyhow::Result<f64> {
+            let text = std::fs::read_to_string(net_dir.join(format!("{n}-link.csv")))?;
+            let p = RecordedLink::parse(&text)?.loss_pattern(Dir::Down);
+            Ok(p.iter().filter(|&&l| l).count() as f64 * 100.0 / p.len().max(1) as f64)
+        })
+        .collect::<anyhow::Result<_>>()?;
 
     let sim_side = Side {
         mean_pesq_wb: report::mean_pesq(&sim_scores),
@@ -161,7 +172,10 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     }
     row("uplink loss %", mean(&sim_side.up_loss_pct), mean(&net_side.up_loss_pct));
     row("downlink loss %", mean(&sim_side.down_loss_pct), mean(&net_side.down_loss_pct));
-    println!("(sim counts audio datagrams only; netem counts every UDP packet incl. handshake and ACKs)");
+    row("downlink audio loss %", mean(&sim_side.down_loss_pct), mean(&recorded_down));
+    println!("(link loss: sim counts audio datagrams only; netem counts every UDP packet incl. handshake and ACKs.");
+    println!(" downlink audio loss, netem: sequence gaps in each client's --record-link file, so it includes");
+    println!(" datagrams quinn dropped from its send queue before the link; per client: {recorded_down:.2?})");
     println!("\nsim:");
     report::print_scores(&names, &sim_scores);
     println!("netem with the real binaries:");
