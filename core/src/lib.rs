@@ -25,6 +25,7 @@ pub mod profile;
 pub mod rng;
 pub mod stream;
 pub mod time;
+pub mod token;
 pub mod wire;
 
 pub use time::Time;
