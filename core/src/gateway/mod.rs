@@ -352,6 +352,9 @@ impl Gateway {
         let roster = room.participants.values().map(|p| p.entry.clone()).collect();
         self.conns.get_mut(&conn).expect("present").state = ConnState::Joined { room: room_name.clone(), id };
         self.send(conn, &ServerMsg::Joined { room: room_name.clone(), you: id, roster });
+        if self.rooms.get(&room_name).is_some_and(|r| r.floor.locked) {
+            self.send(conn, &ServerMsg::Roster(RosterUpdate::RoomLocked { locked: true }));
+        }
         self.attendance(now, &room_name, &entry, Presence::Joined);
         self.broadcast(&room_name, Some(id), &ServerMsg::Roster(RosterUpdate::Joined(entry)));
     }
