@@ -17,7 +17,7 @@ use crate::recorder::Recorder;
 
 /// Journals get an `alive` line this often while a session is open, so a crash
 /// bounds everyone's presence to within this of the truth.
-const ALIVE_EVERY_MS: u64 = 30_000;
+const ALIVE_EVERY_MS: u64 = 10_000;
 
 pub enum ArchiveMsg {
     Attendance(AttendanceEvent),
