@@ -94,3 +94,24 @@ fn the_gateway_keeps_a_host_muted_talker_out_of_every_mix_and_the_recording_even
     assert!(room.clients[&3].entry(talker).unwrap().muted, "the listener's roster does not show the mute");
     assert!(!room.clients[&2].is_muted(), "the deaf talker was told (test setup)");
 }
+
+#[test]
+fn a_token_holder_who_reconnects_replaces_their_stale_seat() {
+    use lowband_core::gateway::TokenKey;
+    use lowband_core::token::{issue, Claims};
+    let key = b"k".repeat(32);
+    let config = GatewayConfig { token_key: Some(TokenKey(key.clone())), require_tokens: true, unix_ms_at_zero: 1_000_000, ..GatewayConfig::default() };
+    let mut room = Room { gw: Gateway::new(config), clients: BTreeMap::new(), deaf: vec![], recorded: vec![], attendance: vec![] };
+    let token = issue(&key, &Claims { room: "r".into(), name: "Clinic 7".into(), role: Role::Participant, expires: 2_000 });
+    for conn in [1, 2] {
+        room.gw.handle_connect(conn);
+        let mut c = ClientConfig::new("typed name", "r");
+        c.token = Some(token.clone());
+        room.clients.insert(conn, Client::new(c).unwrap());
+        room.pump(Time::from_millis(conn * 100));
+    }
+    let roster = room.gw.roster("r");
+    assert_eq!(roster.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["Clinic 7"]);
+    let events: Vec<Presence> = room.attendance.iter().map(|a| a.1).collect();
+    assert_eq!(events, [Presence::Joined, Presence::Lost, Presence::Joined]);
+}

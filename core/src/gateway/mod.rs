@@ -314,6 +314,9 @@ impl Gateway {
             Ok(v) => v,
             Err(e) => return self.refuse(conn, ErrorCode::Unauthorized, &e.to_string()),
         };
+        if token_role.is_some() {
+            self.replace_stale(now, &room_name, &name);
+        }
         let cfg = &self.config;
         if let Some(r) = self.rooms.get(&room_name) {
             if r.floor.removed.contains(&name) {
@@ -357,6 +360,21 @@ impl Gateway {
         }
         self.attendance(now, &room_name, &entry, Presence::Joined);
         self.broadcast(&room_name, Some(id), &ServerMsg::Roster(RosterUpdate::Joined(entry)));
+    }
+
+    /// A token holder who joins again (after a 2G drop, before the old
+    /// connection timed out) replaces their old seat instead of appearing twice.
+    fn replace_stale(&mut self, now: Time, room: &str, name: &str) {
+        let Some(r) = self.rooms.get(room) else { return };
+        let stale: Vec<(ParticipantId, ConnId)> = r.participants.values().filter(|p| p.entry.name == name).map(|p| (p.entry.id, p.conn)).collect();
+        self.last_now = self.last_now.max(now);
+        for (id, conn) in stale {
+            self.out.push_back(Output::Close { conn, reason: "replaced by a newer connection".into() });
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.state = ConnState::Closed;
+            }
+            self.remove_participant(room, id, Presence::Lost);
+        }
     }
 
     fn codec_failure(&mut self, conn: ConnId, room: &str, e: CodecError) {
