@@ -112,6 +112,15 @@ pub struct CallReport {
     pub late_packets: u64,
     pub chunks_audible: u64,
     pub events: Vec<String>,
+    /// Cumulative wire counters once a second, for rates over any window.
+    pub wire_series: Vec<WireSample>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct WireSample {
+    pub t_ms: u64,
+    pub sent: u64,
+    pub received: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -215,6 +224,7 @@ pub async fn run_call_controlled(
     let mut refused = None;
     let mut leaving = false;
     let mut outcome: Result<(), CallError> = Ok(());
+    let mut wire_series = Vec::new();
 
     loop {
         tokio::select! {
@@ -231,6 +241,10 @@ pub async fn run_call_controlled(
             },
             _ = tick.tick() => {
                 let t = start.elapsed();
+                if t.as_millis() as u64 >= wire_series.len() as u64 * 1000 {
+                    let w = WireBytes::of(&conn.stats());
+                    wire_series.push(WireSample { t_ms: t.as_millis() as u64, sent: w.sent, received: w.received });
+                }
                 while audio.capture(t, &mut chunk) {
                     client.push_capture(&chunk).map_err(|e| CallError::Audio(e.to_string()))?;
                 }
@@ -293,7 +307,9 @@ pub async fn run_call_controlled(
         return Err(e);
     }
     outcome?;
-    Ok(report(&client, client.stats(), wire, fingerprint, start.elapsed(), events))
+    let mut r = report(&client, client.stats(), wire, fingerprint, start.elapsed(), events);
+    r.wire_series = wire_series;
+    Ok(r)
 }
 
 async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<CallCommand>>) -> Option<CallCommand> {
@@ -319,6 +335,7 @@ fn report(client: &Client, s: ClientStats, wire: WireBytes, fingerprint: Option<
         late_packets: s.receive.jitter.late,
         chunks_audible: s.chunks_audible,
         events,
+        wire_series: Vec::new(),
     }
 }
 

@@ -17,10 +17,16 @@ enum Command {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
     },
+    /// Bytes on the wire per direction for one talker and one silent listener.
+    Wire {
+        #[arg(long, default_value = "wire-out")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo { out } => lowband_tools::demo::run(&out),
+        Command::Wire { out } => lowband_tools::wire::run(&out),
     }
 }
