@@ -6,7 +6,8 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{join, speech, Join};
@@ -27,11 +28,10 @@ fn metric(body: &str, name: &str) -> f64 {
     body.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {name} in {body}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_sigkill_every_attendance_row_and_the_recordings_up_to_2_s_before_the_kill_survive() {
-    let dir = tempfile::tempdir().unwrap();
-    let (state, rec) = (dir.path().join("state"), dir.path().join("rec"));
-    let cfg = dir.path().join("gateway.toml");
+/// The real binary, recording, with metrics; returns it with its QUIC address, fingerprint and metrics address.
+fn start_gateway(dir: &Path) -> (Child, String, String, String) {
+    let (state, rec) = (dir.join("state"), dir.join("rec"));
+    let cfg = dir.join("gateway.toml");
     std::fs::write(&cfg, format!("listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nrecord_dir = {:?}\n", rec.display().to_string())).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lowband-gateway"))
         .args(["--config", cfg.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "serve"])
@@ -44,6 +44,14 @@ async fn after_sigkill_every_attendance_row_and_the_recordings_up_to_2_s_before_
     let addr = next("lowband-gateway listening on ");
     let fp = next("fingerprint: ");
     let metrics = next("metrics: http://").trim_end_matches("/metrics").to_string();
+    (child, addr, fp, metrics)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigkill_every_attendance_row_and_the_recordings_up_to_2_s_before_the_kill_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, rec) = (dir.path().join("state"), dir.path().join("rec"));
+    let (mut child, addr, fp, metrics) = start_gateway(dir.path());
     assert!(http_get(&metrics, "/health").starts_with("HTTP/1.1 200"));
 
     let base = |name: &'static str| Join { gateway: &addr, fingerprint: &fp, dir: dir.path(), room: "echo-hiv", name, token: None, speech: vec![], speak_at: 0.0, stay: 30.0 };
@@ -122,4 +130,28 @@ async fn after_sigkill_every_attendance_row_and_the_recordings_up_to_2_s_before_
     assert!(ogg_secs >= expected - 2.0, "Ogg plays {ogg_secs:.2} s of {expected:.2} s");
     assert!(wav_secs <= expected + 0.5 && ogg_secs <= expected + 0.5);
     assert!(speech_level > -40.0 && ogg_level > -40.0, "the recording is silent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_every_session_and_finishes_both_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, fp, _) = start_gateway(dir.path());
+    let mut spoke = join(Join { gateway: &addr, fingerprint: &fp, dir: dir.path(), room: "r", name: "Clinic 7", token: None, speech: vec![], speak_at: 0.0, stay: 30.0 });
+    spoke.joined().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    spoke.call.abort();
+
+    let adir = dir.path().join("state/attendance");
+    let session = attendance::sessions(&adir).unwrap().remove(0);
+    let events: Vec<String> = attendance::read_journal(&adir.join(format!("{session}.jsonl"))).unwrap().into_iter().map(|r| r.event).collect();
+    // Whether the engine saw the connection close ("lost") before it stopped ("ended") is a race; either closes the row.
+    assert!(events == ["session_start", "join", "ended", "session_end"] || events == ["session_start", "join", "lost", "session_end"], "{events:?}");
+    let ogg = lowband_gateway::ogg::read(&std::fs::read(dir.path().join(format!("rec/{session}.opus"))).unwrap()).unwrap();
+    assert!(ogg.ended, "no end-of-stream page");
+    let wav = hound::WavReader::open(dir.path().join(format!("rec/{session}.wav"))).unwrap();
+    assert!(wav.duration() as f64 / 16_000.0 >= 1.3, "{} samples", wav.duration());
 }
