@@ -115,3 +115,18 @@ fn a_token_holder_who_reconnects_replaces_their_stale_seat() {
     let events: Vec<Presence> = room.attendance.iter().map(|a| a.1).collect();
     assert_eq!(events, [Presence::Joined, Presence::Lost, Presence::Joined]);
 }
+
+#[test]
+fn when_the_host_of_an_open_room_leaves_the_longest_present_participant_takes_over() {
+    let mut room = Room { gw: Gateway::new(GatewayConfig::default()), clients: BTreeMap::new(), deaf: vec![], recorded: vec![], attendance: vec![] };
+    for (conn, name) in [(1, "Hub"), (2, "Early"), (3, "Late")] {
+        room.gw.handle_connect(conn);
+        room.clients.insert(conn, Client::new(ClientConfig::new(name, "r")).unwrap());
+        room.pump(Time::ZERO);
+    }
+    room.gw.handle_disconnect(1);
+    room.pump(Time::from_millis(10));
+    let early = room.clients[&2].you().unwrap();
+    assert!(room.clients[&2].is_host());
+    assert_eq!(room.clients[&3].entry(early).unwrap().role, Role::Host);
+}

@@ -106,6 +106,21 @@ impl Gateway {
         }
     }
 
+    /// An open room never runs without a host: when the last one leaves, the
+    /// longest-present participant takes over. With tokens, roles come only from tokens.
+    pub(super) fn keep_a_host(&mut self, room: &str) {
+        if self.config.require_tokens {
+            return;
+        }
+        let Some(r) = self.rooms.get(room) else { return };
+        if r.participants.values().any(|p| p.entry.role == Role::Host) {
+            return;
+        }
+        if let Some(&id) = r.participants.keys().next() {
+            self.set_role(room, id, Role::Host);
+        }
+    }
+
     /// Lifts a host mute too: used when the floor is given.
     fn give_voice(&mut self, room: &str, id: ParticipantId) {
         if let Some(r) = self.rooms.get_mut(room) {

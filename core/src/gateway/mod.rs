@@ -395,6 +395,7 @@ impl Gateway {
             self.rooms.remove(room);
         } else {
             self.broadcast(room, None, &ServerMsg::Roster(RosterUpdate::Left { id }));
+            self.keep_a_host(room);
         }
     }
 }
