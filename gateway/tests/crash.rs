@@ -155,3 +155,22 @@ async fn sigterm_closes_every_session_and_finishes_both_recordings() {
     let wav = hound::WavReader::open(dir.path().join(format!("rec/{session}.wav"))).unwrap();
     assert!(wav.duration() as f64 / 16_000.0 >= 1.3, "{} samples", wav.duration());
 }
+
+#[test]
+fn the_token_command_prints_a_token_that_the_gateway_s_key_admits_for_its_room_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = Command::new(env!("CARGO_BIN_EXE_lowband-gateway"))
+        .args(["--state-dir", state.to_str().unwrap(), "token", "--room", "echo-hiv", "--name", "Dr. Ama", "--role", "host", "--valid", "7d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let key = std::fs::read(state.join("token-key")).unwrap();
+    let now = lowband_gateway::archive::unix_ms_now() / 1000;
+    let claims = lowband_core::token::verify(&key, token.trim(), "echo-hiv", now).unwrap();
+    assert_eq!((claims.name.as_str(), claims.role), ("Dr. Ama", lowband_core::wire::Role::Host));
+    assert!(claims.expires.abs_diff(now + 7 * 86_400) <= 5);
+    assert!(lowband_core::token::verify(&key, token.trim(), "echo-hiv", now + 7 * 86_400 + 10).is_err());
+    assert!(lowband_core::token::verify(&key, token.trim(), "echo-tb", now).is_err());
+}
