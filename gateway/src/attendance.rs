@@ -58,6 +58,9 @@ impl Journal {
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{session}.jsonl"));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        // The new name must survive a power cut too, not only its contents.
+        #[cfg(unix)]
+        File::open(dir)?.sync_all()?;
         Ok(Journal { file, path })
     }
 
