@@ -14,10 +14,11 @@ use lowband_core::client::{Client, ClientConfig, ClientEvent, ClientStats, Trans
 use lowband_core::codec::CHUNK;
 use lowband_core::link::record::LinkRecorder;
 use lowband_core::wire::audio::AudioPacket;
-use lowband_core::wire::{ErrorCode, RosterEntry};
+use lowband_core::wire::{ErrorCode, HostAction, RosterEntry};
 use lowband_core::Time;
 use lowband_quic::{FingerprintVerifier, WireBytes};
 use serde::Serialize;
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::audio::AudioIo;
@@ -50,7 +51,7 @@ pub enum CallError {
     FingerprintChanged { gateway: String, seen: String, trusted: String, store: String },
     #[error("connecting to {0}: {1}")]
     Connect(String, String),
-    #[error("the gateway refused: {text} ({code:?})")]
+    #[error("{}", refusal(*code, text))]
     Refused { code: ErrorCode, text: String },
     #[error("the gateway broke the protocol: {0}")]
     Protocol(String),
@@ -58,6 +59,44 @@ pub enum CallError {
     Audio(String),
     #[error("recording the link: {0}")]
     Record(String),
+}
+
+/// What a user interface (or a test) asks of a running call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCommand {
+    SetMuted(bool),
+    RaiseHand(bool),
+    /// Host controls; refused with `NotPermitted` (the call goes on) unless you are a host.
+    Host(HostAction),
+    Leave,
+}
+
+/// Sent to the user interface after every event, with the state it leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallUpdate {
+    pub event: ClientEvent,
+    /// One line for people, as the log shows it.
+    pub text: String,
+    pub you: Option<u32>,
+    /// Everyone in the room, by id; raised hands carry their order in `hand`.
+    pub roster: Vec<RosterEntry>,
+    pub locked: bool,
+}
+
+/// The two ends a controller holds: send commands, receive updates.
+pub struct CallControls {
+    pub commands: mpsc::UnboundedReceiver<CallCommand>,
+    pub updates: mpsc::UnboundedSender<CallUpdate>,
+}
+
+impl CallControls {
+    /// Returns the controls to pass to [`run_call_controlled`] and the
+    /// controller's ends (command sender, update receiver).
+    pub fn pair() -> (CallControls, mpsc::UnboundedSender<CallCommand>, mpsc::UnboundedReceiver<CallUpdate>) {
+        let (ctx, crx) = mpsc::unbounded_channel();
+        let (utx, urx) = mpsc::unbounded_channel();
+        (CallControls { commands: crx, updates: utx }, ctx, urx)
+    }
 }
 
 /// What happened in a call, for people and for tests.
@@ -78,6 +117,15 @@ pub struct CallReport {
     pub late_packets: u64,
     pub chunks_audible: u64,
     pub events: Vec<String>,
+    /// Cumulative wire counters once a second, for rates over any window.
+    pub wire_series: Vec<WireSample>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct WireSample {
+    pub t_ms: u64,
+    pub sent: u64,
+    pub received: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -149,20 +197,36 @@ async fn connect(opts: &CallOptions) -> Result<Connected, CallError> {
 
 /// Runs one call until `duration`, `stop`, or the gateway ends it.
 pub async fn run_call(opts: &CallOptions, audio: &mut (dyn AudioIo + Send), stop: impl Future<Output = ()>) -> Result<CallReport, CallError> {
-    run_call_recording(opts, audio, stop, None).await
+    run_call_controlled(opts, audio, stop, None).await
 }
 
-/// [`run_call`], also logging every audio packet to `record_link` (format:
-/// `lowband_core::link::record`) so the link can be replayed by `lowband-tools`.
+/// [`run_call`], also taking commands (mute, hand, host actions) from a user
+/// interface and reporting every event back to it.
+pub async fn run_call_controlled(
+    opts: &CallOptions,
+    audio: &mut (dyn AudioIo + Send),
+    stop: impl Future<Output = ()>,
+    controls: Option<CallControls>,
+) -> Result<CallReport, CallError> {
+    run_call_recording(opts, audio, stop, controls, None).await
+}
+
+/// [`run_call_controlled`], also logging every audio packet to `record_link`
+/// (format: `lowband_core::link::record`) so `lowband-tools` can replay the link.
 pub async fn run_call_recording(
     opts: &CallOptions,
     audio: &mut (dyn AudioIo + Send),
     stop: impl Future<Output = ()>,
+    controls: Option<CallControls>,
     record_link: Option<&Path>,
 ) -> Result<CallReport, CallError> {
     let mut recorder = match record_link {
         Some(p) => Some(LinkLog::create(p)?),
         None => None,
+    };
+    let (mut commands, updates) = match controls {
+        Some(c) => (Some(c.commands), Some(c.updates)),
+        None => (None, None),
     };
     let Connected { conn, endpoint, fingerprint } = connect(opts).await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| CallError::Connect(opts.gateway.clone(), e.to_string()))?;
@@ -181,6 +245,7 @@ pub async fn run_call_recording(
     let mut refused = None;
     let mut leaving = false;
     let mut outcome: Result<(), CallError> = Ok(());
+    let mut wire_series = Vec::new();
 
     loop {
         tokio::select! {
@@ -203,6 +268,10 @@ pub async fn run_call_recording(
             },
             _ = tick.tick() => {
                 let t = start.elapsed();
+                if t.as_millis() as u64 >= wire_series.len() as u64 * 1000 {
+                    let w = WireBytes::of(&conn.stats());
+                    wire_series.push(WireSample { t_ms: t.as_millis() as u64, sent: w.sent, received: w.received });
+                }
                 while audio.capture(t, &mut chunk) {
                     client.push_capture(&chunk).map_err(|e| CallError::Audio(e.to_string()))?;
                 }
@@ -221,6 +290,15 @@ pub async fn run_call_recording(
             _ = &mut stop, if !leaving => {
                 leaving = true;
                 client.leave();
+            },
+            Some(cmd) = next_command(&mut commands) => match cmd {
+                CallCommand::SetMuted(m) => client.set_muted(m),
+                CallCommand::RaiseHand(r) => client.raise_hand(r),
+                CallCommand::Host(a) => client.host(a),
+                CallCommand::Leave => if !leaving {
+                    leaving = true;
+                    client.leave();
+                },
             },
         }
         while let Some(t) = client.poll_transmit() {
@@ -241,9 +319,14 @@ pub async fn run_call_recording(
         while let Some(ev) = client.poll_event() {
             let line = describe(&ev, &client);
             info!("{line}");
+            if let Some(u) = &updates {
+                let roster = client.roster().cloned().collect();
+                let _ = u.send(CallUpdate { event: ev.clone(), text: line.clone(), you: client.you(), roster, locked: client.is_locked() });
+            }
             events.push(line);
-            if let ClientEvent::Refused { code, text } = ev {
-                refused = Some(CallError::Refused { code, text });
+            match ev {
+                ClientEvent::Refused { code, text } if code.closes_connection() => refused = Some(CallError::Refused { code, text }),
+                _ => {}
             }
         }
     }
@@ -260,7 +343,16 @@ pub async fn run_call_recording(
         return Err(e);
     }
     outcome?;
-    Ok(report(&client, client.stats(), wire, fingerprint, start.elapsed(), events))
+    let mut r = report(&client, client.stats(), wire, fingerprint, start.elapsed(), events);
+    r.wire_series = wire_series;
+    Ok(r)
+}
+
+async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<CallCommand>>) -> Option<CallCommand> {
+    match commands {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn report(client: &Client, s: ClientStats, wire: WireBytes, fingerprint: Option<String>, elapsed: Duration, events: Vec<String>) -> CallReport {
@@ -279,6 +371,7 @@ fn report(client: &Client, s: ClientStats, wire: WireBytes, fingerprint: Option<
         late_packets: s.receive.jitter.late,
         chunks_audible: s.chunks_audible,
         events,
+        wire_series: Vec::new(),
     }
 }
 
@@ -293,6 +386,13 @@ fn describe(ev: &ClientEvent, client: &Client) -> String {
         ClientEvent::PeerLeft(e) => format!("{} left", e.name),
         ClientEvent::PeerMuted(e) => format!("{} {}", e.name, if e.muted { "muted" } else { "unmuted" }),
         ClientEvent::Refused { code, text } => format!("gateway refused: {text} ({code:?})"),
+        ClientEvent::HandChanged(e) => match e.hand {
+            Some(_) => format!("{} raised a hand", e.name),
+            None => format!("{} lowered a hand", e.name),
+        },
+        ClientEvent::RoleChanged(e) => format!("{} is now {:?}", e.name, e.role),
+        ClientEvent::RoomLocked { locked } => format!("the room is {}", if *locked { "locked" } else { "unlocked" }),
+        ClientEvent::FloorGranted(e) => format!("{} has the floor", e.name),
     }
 }
 
@@ -329,4 +429,19 @@ impl LinkLog {
             .and_then(|_| self.file.flush())
             .map_err(|e| CallError::Record(format!("{}: {e}", self.path.display())))
     }
+}
+
+/// A refusal as a person should read it: what happened, then what to do.
+fn refusal(code: ErrorCode, text: &str) -> String {
+    let what = match code {
+        ErrorCode::Unauthorized => "not admitted",
+        ErrorCode::RoomLocked => "the room is locked",
+        ErrorCode::RoomFull => "the room is full",
+        ErrorCode::Removed => "removed from the room",
+        ErrorCode::UnsupportedVersion => "incompatible versions",
+        ErrorCode::InvalidName => "invalid name",
+        ErrorCode::NotPermitted => "not permitted",
+        ErrorCode::BadRequest | ErrorCode::Malformed => "protocol error",
+    };
+    format!("the gateway refused the call ({what}): {text}")
 }

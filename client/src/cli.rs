@@ -89,7 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let report = run_call_recording(&opts, audio.as_mut(), stop, args.record_link.as_deref()).await?;
+    let report = run_call_recording(&opts, audio.as_mut(), stop, None, args.record_link.as_deref()).await?;
     let secs = report.seconds.max(1e-3);
     println!(
         "{}: {:.1} s in call, on the wire {:.1} kbit/s up, {:.1} kbit/s down; heard audio in {} of {} chunks",

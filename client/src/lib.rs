@@ -10,4 +10,4 @@ pub mod call;
 pub mod cli;
 pub mod trust;
 
-pub use call::{run_call, CallError, CallOptions, CallReport};
+pub use call::{run_call, run_call_controlled, CallCommand, CallControls, CallError, CallOptions, CallReport, CallUpdate};

@@ -11,7 +11,7 @@ use crate::profile::Profile;
 use crate::stream::{ChunkKind, ReceiveStats, ReceiveStream, SendStats, SendStream};
 use crate::time::Time;
 use crate::wire::control::{encode_frame, FrameReader, PROTOCOL_VERSION};
-use crate::wire::{ClientMsg, ErrorCode, ParticipantId, RosterEntry, RosterUpdate, ServerMsg, WireError};
+use crate::wire::{ClientMsg, ErrorCode, HostAction, ParticipantId, Role, RosterEntry, RosterUpdate, ServerMsg, WireError};
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -40,10 +40,18 @@ pub enum ClientEvent {
     Joined { you: ParticipantId },
     PeerJoined(RosterEntry),
     PeerLeft(RosterEntry),
-    /// Someone's mute state changed (the entry is already updated).
+    /// Someone's mute state changed (the entry is already updated). When it is
+    /// you (a host muted or unmuted you), your microphone follows.
     PeerMuted(RosterEntry),
-    /// The gateway refused something; after most codes it closes the connection.
+    /// The gateway refused something; if `code.closes_connection()` the call is over.
     Refused { code: ErrorCode, text: String },
+    /// A hand went up (`hand: Some`) or down. See [`Client::hands`] for the queue.
+    HandChanged(RosterEntry),
+    /// A host changed someone's role (e.g. made them the presenter).
+    RoleChanged(RosterEntry),
+    RoomLocked { locked: bool },
+    /// A host gave this person the floor (hand lowered, unmuted).
+    FloorGranted(RosterEntry),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +77,7 @@ pub struct Client {
     uplink: SendStream,
     downlink: ReceiveStream,
     muted: bool,
+    locked: bool,
     out: VecDeque<Transmit>,
     events: VecDeque<ClientEvent>,
     chunks_played: u64,
@@ -85,6 +94,7 @@ impl Client {
             uplink: SendStream::new(config.profile.clone(), None, true)?,
             downlink: ReceiveStream::new(config.profile.decoder_complexity, config.jitter_target)?,
             muted: false,
+            locked: false,
             out: VecDeque::new(),
             events: VecDeque::new(),
             chunks_played: 0,
@@ -136,6 +146,70 @@ impl Client {
         self.control(&ClientMsg::Leave);
     }
 
+    /// Your own roster entry, once joined.
+    pub fn me(&self) -> Option<&RosterEntry> {
+        self.you.and_then(|id| self.roster.get(&id))
+    }
+
+    pub fn entry(&self, id: ParticipantId) -> Option<&RosterEntry> {
+        self.roster.get(&id)
+    }
+
+    pub fn is_host(&self) -> bool {
+        self.me().is_some_and(|e| e.role == Role::Host)
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.locked
+    }
+
+    /// Raised hands, earliest first: the queue a host grants the floor from.
+    pub fn hands(&self) -> Vec<&RosterEntry> {
+        let mut h: Vec<&RosterEntry> = self.roster.values().filter(|e| e.hand.is_some()).collect();
+        h.sort_by_key(|e| e.hand);
+        h
+    }
+
+    /// Raises (or lowers) your hand; anyone may.
+    pub fn raise_hand(&mut self, raised: bool) {
+        self.control(&ClientMsg::RaiseHand { raised });
+    }
+
+    /// Sends a host action. The gateway refuses it with `NotPermitted` unless
+    /// you are a host; the outcome arrives as roster events for everyone.
+    pub fn host(&mut self, action: HostAction) {
+        self.control(&ClientMsg::Host(action));
+    }
+
+    /// Host: mute or unmute someone (a host mute cannot be lifted by its target).
+    pub fn mute_participant(&mut self, id: ParticipantId, muted: bool) {
+        self.host(HostAction::Mute { id, muted });
+    }
+
+    /// Host: mute everyone except hosts and the presenter.
+    pub fn mute_all_but_presenter(&mut self) {
+        self.host(HostAction::MuteAllButPresenter);
+    }
+
+    /// Host: refuse (or again accept) new joins; hosts with a token still get in.
+    pub fn lock_room(&mut self, locked: bool) {
+        self.host(HostAction::Lock { locked });
+    }
+
+    /// Host: disconnect someone; they cannot rejoin this room while it lasts.
+    pub fn remove_participant(&mut self, id: ParticipantId) {
+        self.host(HostAction::Remove { id });
+    }
+
+    pub fn set_presenter(&mut self, id: ParticipantId) {
+        self.host(HostAction::SetPresenter { id });
+    }
+
+    /// Host: lower their hand and unmute them.
+    pub fn grant_floor(&mut self, id: ParticipantId) {
+        self.host(HostAction::GrantFloor { id });
+    }
+
     pub fn handle_control(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.reader.push(bytes);
         while let Some(msg) = self.reader.next::<ServerMsg>()? {
@@ -162,24 +236,29 @@ impl Client {
                         Some(ClientEvent::PeerJoined(e))
                     }
                     RosterUpdate::Left { id } => self.roster.remove(&id).map(ClientEvent::PeerLeft),
-                    RosterUpdate::Muted { id, muted } => self.roster.get_mut(&id).map(|e| {
-                        e.muted = muted;
-                        ClientEvent::PeerMuted(e.clone())
+                    RosterUpdate::Muted { id, muted } => {
+                        if Some(id) == self.you {
+                            // The gateway's roster is the truth: a host mute stops our uplink too.
+                            self.muted = muted;
+                        }
+                        self.roster.get_mut(&id).map(|e| {
+                            e.muted = muted;
+                            ClientEvent::PeerMuted(e.clone())
+                        })
+                    }
+                    RosterUpdate::Hand { id, hand } => self.roster.get_mut(&id).map(|e| {
+                        e.hand = hand;
+                        ClientEvent::HandChanged(e.clone())
                     }),
-                    // Issues #8 and #9 give these their events and UI.
-                    RosterUpdate::Hand { id, hand } => {
-                        if let Some(e) = self.roster.get_mut(&id) {
-                            e.hand = hand;
-                        }
-                        None
+                    RosterUpdate::Role { id, role } => self.roster.get_mut(&id).map(|e| {
+                        e.role = role;
+                        ClientEvent::RoleChanged(e.clone())
+                    }),
+                    RosterUpdate::RoomLocked { locked } => {
+                        self.locked = locked;
+                        Some(ClientEvent::RoomLocked { locked })
                     }
-                    RosterUpdate::Role { id, role } => {
-                        if let Some(e) = self.roster.get_mut(&id) {
-                            e.role = role;
-                        }
-                        None
-                    }
-                    RosterUpdate::RoomLocked { .. } | RosterUpdate::FloorGranted { .. } => None,
+                    RosterUpdate::FloorGranted { id } => self.roster.get(&id).cloned().map(ClientEvent::FloorGranted),
                 };
                 self.events.extend(event);
             }

@@ -14,6 +14,7 @@
 //!
 //! All audio is 16 kHz mono `i16`, moved in 20 ms chunks ([`codec::CHUNK`]).
 
+pub mod adapt;
 pub mod client;
 pub mod codec;
 pub mod gateway;
@@ -25,6 +26,7 @@ pub mod profile;
 pub mod rng;
 pub mod stream;
 pub mod time;
+pub mod token;
 pub mod wire;
 
 pub use time::Time;

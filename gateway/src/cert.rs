@@ -24,12 +24,12 @@ pub enum CertError {
     Generate(#[from] rcgen::Error),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CertError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CertError + '_ {
     move |source| CertError::Io { path: path.to_path_buf(), source }
 }
 
 /// Writes via a temporary file and rename, so a crash never leaves half a key.
-fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<(), CertError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<(), CertError> {
     let tmp = path.with_extension("tmp");
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

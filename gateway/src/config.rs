@@ -18,6 +18,17 @@ pub struct Config {
     /// Receive buffer delay for each talker, in milliseconds.
     pub jitter_target_ms: u64,
     pub max_room_size: usize,
+    /// Refuse joins without a valid token (`lowband-gateway token`). Off:
+    /// open rooms, whose first participant becomes host (for quick tests).
+    pub require_tokens: bool,
+    /// TCP address of `/metrics` and `/health`; none: not served.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where each session's mix is recorded (WAV + Ogg Opus); none: not recorded.
+    pub record_dir: Option<PathBuf>,
+    /// Attendance journals [default: <state_dir>/attendance].
+    pub attendance_dir: Option<PathBuf>,
+    /// A room empty this long ends its session (attendance file and recording).
+    pub session_gap_secs: u64,
 }
 
 impl Default for Config {
@@ -27,6 +38,11 @@ impl Default for Config {
             state_dir: default_state_dir(),
             jitter_target_ms: 80,
             max_room_size: 500,
+            require_tokens: false,
+            metrics_listen: None,
+            record_dir: None,
+            attendance_dir: None,
+            session_gap_secs: 600,
         }
     }
 }
@@ -53,6 +69,10 @@ impl Config {
         toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
     }
 
+    pub fn attendance_dir(&self) -> PathBuf {
+        self.attendance_dir.clone().unwrap_or_else(|| self.state_dir.join("attendance"))
+    }
+
     pub fn jitter_target(&self) -> Duration {
         Duration::from_millis(self.jitter_target_ms)
     }
@@ -66,6 +86,12 @@ mod tests {
     fn a_misspelt_key_is_rejected() {
         let err = toml::from_str::<Config>("listen = \"127.0.0.1:1\"\njiter_target_ms = 5\n").unwrap_err();
         assert!(err.to_string().contains("jiter_target_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_sample_config_in_deploy_parses() {
+        let c: Config = toml::from_str(include_str!("../../deploy/gateway.toml")).unwrap();
+        assert!(c.require_tokens && c.metrics_listen.is_some() && c.record_dir.is_some());
     }
 
     #[test]

@@ -3,18 +3,20 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lowband_core::gateway::{ConnId, Gateway, GatewayConfig, GatewayStats, Output};
+use lowband_core::gateway::{ConnId, Gateway, GatewayConfig, GatewayStats, Output, TokenKey};
 use lowband_core::Time;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::archive::{self, ArchiveConfig, ArchiveMsg};
 use crate::cert::{self, CertError};
 use crate::config::Config;
+use crate::ops::{self, SharedSnapshot, Snapshot, WireTotals};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -26,6 +28,8 @@ pub enum ServerError {
     Quic(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("starting the attendance/recording thread: {0}")]
+    Archive(std::io::Error),
 }
 
 /// Control messages waiting for one slow client; past this it is disconnected.
@@ -50,8 +54,10 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
     fingerprint: String,
-    stats: Arc<Mutex<GatewayStats>>,
+    snapshot: SharedSnapshot,
+    metrics_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    archive: std::thread::JoinHandle<()>,
 }
 
 impl Server {
@@ -74,14 +80,41 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         let local_addr = endpoint.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
 
-        let engine_config = GatewayConfig { jitter_target: config.jitter_target(), max_room_size: config.max_room_size, ..GatewayConfig::default() };
-        let stats = Arc::new(Mutex::new(GatewayStats::default()));
+        let key = crate::keys::load_or_create(&config.state_dir)?;
+        let start = Instant::now();
+        let engine_config = GatewayConfig {
+            jitter_target: config.jitter_target(),
+            max_room_size: config.max_room_size,
+            token_key: Some(TokenKey(key)),
+            require_tokens: config.require_tokens,
+            unix_ms_at_zero: archive::unix_ms_now(),
+            record: config.record_dir.is_some(),
+            ..GatewayConfig::default()
+        };
+        let (archive_tx, archive) = archive::spawn(ArchiveConfig {
+            attendance_dir: config.attendance_dir(),
+            record_dir: config.record_dir.clone(),
+            session_gap: Duration::from_secs(config.session_gap_secs),
+        })
+        .map_err(ServerError::Archive)?;
+        let snapshot = SharedSnapshot::default();
         let (events_tx, events_rx) = mpsc::channel(4096);
-        let tasks = vec![
-            tokio::spawn(run_engine(Gateway::new(engine_config), events_rx, stats.clone())),
+        let mut tasks = vec![
+            tokio::spawn(run_engine(Gateway::new(engine_config), start, events_rx, snapshot.clone(), archive_tx)),
             tokio::spawn(accept_loop(endpoint.clone(), events_tx)),
         ];
-        Ok(Server { endpoint, local_addr, fingerprint: identity.fingerprint, stats, tasks })
+        let mut metrics_addr = None;
+        if let Some(addr) = config.metrics_listen {
+            let listener = ops::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+            metrics_addr = Some(listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?);
+            tasks.push(tokio::spawn(ops::serve(listener, snapshot.clone())));
+        }
+        Ok(Server { endpoint, local_addr, fingerprint: identity.fingerprint, snapshot, metrics_addr, tasks, archive })
+    }
+
+    /// Where `/metrics` and `/health` are served, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -94,15 +127,21 @@ impl Server {
     }
 
     pub fn stats(&self) -> GatewayStats {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        self.snapshot.lock().unwrap_or_else(|e| e.into_inner()).gateway
     }
 
-    /// Closes every connection and stops.
+    /// Closes every connection, ends every session (attendance, recordings) and stops.
     pub async fn shutdown(self) {
         self.endpoint.close(quinn::VarInt::from_u32(0), b"gateway shutting down");
         for t in &self.tasks {
             t.abort();
         }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        // The engine is gone, so the archive's channel is closed: it finishes the files.
+        let archive = self.archive;
+        let _ = tokio::task::spawn_blocking(move || archive.join()).await;
         self.endpoint.wait_idle().await;
     }
 }
@@ -177,10 +216,12 @@ async fn write_control(conn: quinn::Connection, mut send: quinn::SendStream, mut
     }
 }
 
-async fn run_engine(mut gw: Gateway, mut events: mpsc::Receiver<Event>, stats: Arc<Mutex<GatewayStats>>) {
-    let start = Instant::now();
+async fn run_engine(mut gw: Gateway, start: Instant, mut events: mpsc::Receiver<Event>, snapshot: SharedSnapshot, archive: std::sync::mpsc::Sender<ArchiveMsg>) {
     let now = || Time::from_micros(start.elapsed().as_micros() as u64);
     let mut conns: HashMap<ConnId, (quinn::Connection, mpsc::Sender<Write>)> = HashMap::new();
+    let mut closed_wire = WireTotals::default();
+    let mut publish = tokio::time::interval(Duration::from_secs(1));
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let deadline = gw.poll_timeout().map(|t| start + Duration::from_micros(t.as_micros()));
         tokio::select! {
@@ -193,17 +234,24 @@ async fn run_engine(mut gw: Gateway, mut events: mpsc::Receiver<Event>, stats: A
                 Some(Event::Control(id, b)) => gw.handle_control(now(), id, &b),
                 Some(Event::Datagram(id, d)) => gw.handle_datagram(now(), id, &d),
                 Some(Event::Disconnected(id)) => {
-                    conns.remove(&id);
+                    if let Some((c, _)) = conns.remove(&id) {
+                        closed_wire += WireTotals::of(&c);
+                    }
                     gw.handle_disconnect(id);
                 }
             },
-            _ = sleep_until(deadline) => {
-                gw.handle_timeout(now());
-                *stats.lock().unwrap_or_else(|e| e.into_inner()) = gw.stats();
+            _ = sleep_until(deadline) => gw.handle_timeout(now()),
+            _ = publish.tick() => {
+                let mut wire = closed_wire;
+                for (c, _) in conns.values() {
+                    wire += WireTotals::of(c);
+                }
+                let s = Snapshot { gateway: gw.stats(), connections: conns.len(), wire, updated: Instant::now() };
+                *snapshot.lock().unwrap_or_else(|e| e.into_inner()) = s;
             }
         }
         while let Some(out) = gw.poll_output() {
-            dispatch(out, &conns);
+            dispatch(out, &conns, &archive);
         }
     }
 }
@@ -215,8 +263,15 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn dispatch(out: Output, conns: &HashMap<ConnId, (quinn::Connection, mpsc::Sender<Write>)>) {
+fn dispatch(out: Output, conns: &HashMap<ConnId, (quinn::Connection, mpsc::Sender<Write>)>, archive: &std::sync::mpsc::Sender<ArchiveMsg>) {
     match out {
+        Output::Attendance(ev) => {
+            info!(room = %ev.room, name = %ev.name, id = ev.id, "{}", ev.presence.as_str());
+            let _ = archive.send(ArchiveMsg::Attendance(ev));
+        }
+        Output::Recording { room, pcm } => {
+            let _ = archive.send(ArchiveMsg::Recording { room, pcm });
+        }
         Output::Datagram { conn, data } => {
             if let Some((c, _)) = conns.get(&conn) {
                 // Never blocks; a full queue drops the oldest (stale) audio.

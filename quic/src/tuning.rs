@@ -31,6 +31,9 @@ pub fn transport_config() -> TransportConfig {
     t.keep_alive_interval(Some(Duration::from_secs(10)));
     // Must outlast 3G↔2G handover outages (up to ~10 s, sometimes more).
     t.max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(30_000))));
+    // Cubic with a window floor sized to the largest profile's wire rate
+    // (~40 kbit/s): audio never queues behind a collapsed window.
+    t.congestion_controller_factory(Arc::new(crate::MediaFloorConfig::new(48_000)));
     // One control stream per connection; nothing else is ever opened.
     t.max_concurrent_bidi_streams(VarInt::from_u32(1));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));

@@ -14,3 +14,4 @@ pub mod progress;
 pub mod report;
 pub mod sim;
 pub mod sim_cli;
+pub mod wire;

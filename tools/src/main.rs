@@ -23,6 +23,11 @@ enum Command {
     Netem(lowband_tools::netem::NetemArgs),
     /// The same call through `sim` and through `netem` with the real binaries, and how far the figures agree.
     Compare(lowband_tools::compare::CompareArgs),
+    /// Bytes on the wire per direction for one talker and one silent listener.
+    Wire {
+        #[arg(long, default_value = "wire-out")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +37,6 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => lowband_tools::sim_cli::run(&a),
         Command::Netem(a) => lowband_tools::netem::run(&a),
         Command::Compare(a) => lowband_tools::compare::run(&a),
+        Command::Wire { out } => lowband_tools::wire::run(&out),
     }
 }

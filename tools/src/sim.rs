@@ -278,7 +278,8 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                     let at = now + n.down.config().delay;
                     n.ctrl_down.push_back((at, data));
                 }
-                Output::Close { .. } => {}
+                // Closing, attendance and recordings are the real shell's business.
+                _ => {}
             }
         }
     }

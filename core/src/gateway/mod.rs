@@ -6,8 +6,11 @@
 //! `poll_output` until `None`, then sleep until `poll_timeout` and call
 //! `handle_timeout` with the current time.
 
+mod floor;
 mod room;
 
+pub use floor::{AttendanceEvent, Presence};
+use floor::Floor;
 use room::{Participant, Room};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -18,6 +21,7 @@ use crate::mixer::Mix;
 use crate::profile::Profile;
 use crate::stream::{ReceiveStream, SendStream};
 use crate::time::Time;
+use crate::token::{self, TokenError};
 use crate::wire::control::{encode_frame, is_valid_name, FrameReader, PROTOCOL_VERSION};
 use crate::wire::{ClientMsg, ErrorCode, ParticipantId, Role, RosterEntry, RosterUpdate, ServerMsg};
 
@@ -37,6 +41,25 @@ pub struct GatewayConfig {
     /// Receive buffer delay for each talker's uplink.
     pub jitter_target: Duration,
     pub max_room_size: usize,
+    /// Signs join tokens; with it, a token given at join is checked (and its role used).
+    pub token_key: Option<TokenKey>,
+    /// Refuse joins without a valid token. Without it, rooms are open: the
+    /// first person in an empty room becomes its host (for quick tests).
+    pub require_tokens: bool,
+    /// Unix time in ms at `Time::ZERO`, so token expiry and attendance get wall-clock times.
+    pub unix_ms_at_zero: u64,
+    /// Emit each room's full mix as [`Output::Recording`].
+    pub record: bool,
+}
+
+/// The HMAC key for join tokens (redacted in debug output).
+#[derive(Clone)]
+pub struct TokenKey(pub Vec<u8>);
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(..)")
+    }
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +69,10 @@ impl Default for GatewayConfig {
             profile: Profile::default(),
             jitter_target: Duration::from_millis(80),
             max_room_size: 500,
+            token_key: None,
+            require_tokens: false,
+            unix_ms_at_zero: 0,
+            record: false,
         }
     }
 }
@@ -56,6 +83,10 @@ pub enum Output {
     Control { conn: ConnId, data: Vec<u8> },
     /// Close the connection after flushing its control stream.
     Close { conn: ConnId, reason: String },
+    /// Someone joined or left a room: the shell appends it to the attendance journal.
+    Attendance(AttendanceEvent),
+    /// 20 ms of a room's full mix (everyone who talks), when recording is on.
+    Recording { room: String, pcm: Vec<i16> },
 }
 
 /// Counters for operators and tests.
@@ -72,7 +103,7 @@ pub struct GatewayStats {
 
 enum ConnState {
     AwaitHello,
-    Greeted { name: String },
+    Greeted { name: String, token: Option<String> },
     Joined { room: String, id: ParticipantId },
     Closed,
 }
@@ -88,11 +119,13 @@ pub struct Gateway {
     rooms: BTreeMap<String, Room>,
     out: VecDeque<Output>,
     stats: GatewayStats,
+    /// Latest time handed in: stamps events from calls that carry no time (disconnects).
+    last_now: Time,
 }
 
 impl Gateway {
     pub fn new(config: GatewayConfig) -> Self {
-        Gateway { config, conns: HashMap::new(), rooms: BTreeMap::new(), out: VecDeque::new(), stats: GatewayStats::default() }
+        Gateway { config, conns: HashMap::new(), rooms: BTreeMap::new(), out: VecDeque::new(), stats: GatewayStats::default(), last_now: Time::ZERO }
     }
 
     pub fn stats(&self) -> GatewayStats {
@@ -114,6 +147,7 @@ impl Gateway {
 
     /// Bytes read from the connection's control stream, split anywhere.
     pub fn handle_control(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
+        self.last_now = self.last_now.max(now);
         let Some(c) = self.conns.get_mut(&conn) else { return };
         c.reader.push(bytes);
         loop {
@@ -131,6 +165,7 @@ impl Gateway {
 
     pub fn handle_datagram(&mut self, now: Time, conn: ConnId, data: &[u8]) {
         self.stats.datagrams_in += 1;
+        self.last_now = self.last_now.max(now);
         let Some(Conn { state: ConnState::Joined { room, id }, .. }) = self.conns.get(&conn) else { return };
         let Some(p) = self.rooms.get_mut(room).and_then(|r| r.participants.get_mut(id)) else { return };
         if p.uplink.insert_datagram(now, data).is_none() {
@@ -142,7 +177,7 @@ impl Gateway {
     pub fn handle_disconnect(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             if let ConnState::Joined { room, id } = c.state {
-                self.remove_participant(&room, id);
+                self.remove_participant(&room, id, Presence::Lost);
             }
         }
     }
@@ -153,8 +188,9 @@ impl Gateway {
     }
 
     pub fn handle_timeout(&mut self, now: Time) {
+        self.last_now = self.last_now.max(now);
         let mut failed = Vec::new();
-        for room in self.rooms.values_mut() {
+        for (name, room) in self.rooms.iter_mut() {
             let mut ticks = 0;
             while room.next_tick <= now {
                 if ticks == MAX_CATCH_UP_TICKS {
@@ -164,6 +200,12 @@ impl Gateway {
                     break;
                 }
                 failed.extend(room.tick(room.next_tick, &mut self.out, &mut self.stats));
+                if self.config.record {
+                    // The full mix: everyone who talked this tick, nobody minus.
+                    let mut pcm = vec![0; CHUNK];
+                    room.mix.minus(None, &mut pcm);
+                    self.out.push_back(Output::Recording { room: name.clone(), pcm });
+                }
                 room.next_tick = room.next_tick + TICK;
                 ticks += 1;
             }
@@ -187,7 +229,7 @@ impl Gateway {
         self.out.push_back(Output::Close { conn, reason: text.to_string() });
         if let Some(c) = self.conns.get_mut(&conn) {
             if let ConnState::Joined { room, id } = std::mem::replace(&mut c.state, ConnState::Closed) {
-                self.remove_participant(&room, id);
+                self.remove_participant(&room, id, Presence::Dropped);
             }
         }
     }
@@ -205,7 +247,7 @@ impl Gateway {
     fn on_message(&mut self, now: Time, conn: ConnId, msg: ClientMsg) {
         let state = &self.conns[&conn].state;
         match (state, msg) {
-            (ConnState::AwaitHello, ClientMsg::Hello { version, name, token: _ }) => {
+            (ConnState::AwaitHello, ClientMsg::Hello { version, name, token }) => {
                 if version != PROTOCOL_VERSION {
                     let text = format!("gateway speaks protocol {PROTOCOL_VERSION}, client {version}: update the client");
                     return self.refuse(conn, ErrorCode::UnsupportedVersion, &text);
@@ -213,27 +255,32 @@ impl Gateway {
                 if !is_valid_name(&name) {
                     return self.refuse(conn, ErrorCode::InvalidName, "name must be 1-64 printable characters");
                 }
-                self.conns.get_mut(&conn).expect("present").state = ConnState::Greeted { name };
+                self.conns.get_mut(&conn).expect("present").state = ConnState::Greeted { name, token };
                 let welcome = ServerMsg::Welcome { version: PROTOCOL_VERSION, gateway: self.config.server_name.clone() };
                 self.send(conn, &welcome);
             }
-            (ConnState::Greeted { name }, ClientMsg::Join { room }) => {
-                let name = name.clone();
-                self.join(now, conn, name, room);
+            (ConnState::Greeted { name, token }, ClientMsg::Join { room }) => {
+                let (name, token) = (name.clone(), token.clone());
+                self.join(now, conn, name, token, room);
             }
             (ConnState::Joined { room, id }, ClientMsg::SetMuted { muted }) => {
                 let (room, id) = (room.clone(), *id);
-                if let Some(p) = self.rooms.get_mut(&room).and_then(|r| r.participants.get_mut(&id)) {
-                    if p.entry.muted != muted {
-                        p.entry.muted = muted;
-                        self.broadcast(&room, None, &ServerMsg::Roster(RosterUpdate::Muted { id, muted }));
-                    }
-                }
+                self.self_mute(conn, &room, id, muted);
             }
+            (ConnState::Joined { room, id }, ClientMsg::RaiseHand { raised }) => {
+                let (room, id) = (room.clone(), *id);
+                self.raise_hand(&room, id, raised);
+            }
+            (ConnState::Joined { room, id }, ClientMsg::Host(action)) => {
+                let (room, id) = (room.clone(), *id);
+                self.host_action(now, conn, &room, id, action);
+            }
+            // Receiver reports are acted on by rate adaptation (issues #3, #7).
+            (ConnState::Joined { .. }, ClientMsg::Report(_)) => {}
             (ConnState::Joined { room, id }, ClientMsg::Leave) => {
                 let (room, id) = (room.clone(), *id);
                 self.conns.get_mut(&conn).expect("present").state = ConnState::Closed;
-                self.remove_participant(&room, id);
+                self.remove_participant(&room, id, Presence::Left);
                 self.out.push_back(Output::Close { conn, reason: "left".into() });
             }
             (_, msg) => {
@@ -243,16 +290,48 @@ impl Gateway {
         }
     }
 
-    fn join(&mut self, now: Time, conn: ConnId, name: String, room_name: String) {
+    /// Unix seconds at `now`, for token expiry.
+    fn unix_secs(&self, now: Time) -> u64 {
+        (self.config.unix_ms_at_zero + now.as_micros() / 1000) / 1000
+    }
+
+    /// The name and role a join gets: from a valid token, or open-room defaults.
+    fn admit(&self, now: Time, name: String, token: Option<&str>, room: &str) -> Result<(String, Option<Role>), TokenError> {
+        let key = self.config.token_key.as_ref();
+        match (token, key) {
+            (Some(t), Some(key)) => token::verify(&key.0, t, room, self.unix_secs(now)).map(|c| (c.name, Some(c.role))),
+            (None, _) if self.config.require_tokens => Err(TokenError::Missing),
+            (Some(_), None) if self.config.require_tokens => Err(TokenError::BadSignature),
+            _ => Ok((name, None)),
+        }
+    }
+
+    fn join(&mut self, now: Time, conn: ConnId, name: String, token: Option<String>, room_name: String) {
         if !is_valid_name(&room_name) {
             return self.refuse(conn, ErrorCode::InvalidName, "room name must be 1-64 printable characters");
         }
+        let (name, token_role) = match self.admit(now, name, token.as_deref(), &room_name) {
+            Ok(v) => v,
+            Err(e) => return self.refuse(conn, ErrorCode::Unauthorized, &e.to_string()),
+        };
+        if token_role.is_some() {
+            self.replace_stale(now, &room_name, &name);
+        }
         let cfg = &self.config;
+        if let Some(r) = self.rooms.get(&room_name) {
+            if r.floor.removed.contains(&name) {
+                return self.refuse(conn, ErrorCode::Removed, "a host removed you from this room");
+            }
+            if r.floor.locked && token_role != Some(Role::Host) {
+                return self.refuse(conn, ErrorCode::RoomLocked, "the room is locked: the host is not letting anyone else in");
+            }
+        }
         let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
             participants: BTreeMap::new(),
             next_id: 1,
             next_tick: now + TICK,
             mix: Mix::default(),
+            floor: Floor::default(),
         });
         if room.participants.len() >= cfg.max_room_size {
             let empty = room.participants.is_empty();
@@ -261,6 +340,8 @@ impl Gateway {
             }
             return self.refuse(conn, ErrorCode::RoomFull, "the room is full");
         }
+        // Open rooms: whoever opens the room runs it.
+        let role = token_role.unwrap_or(if room.participants.is_empty() { Role::Host } else { Role::Participant });
         let id = room.next_id;
         let streams = ReceiveStream::new(cfg.profile.decoder_complexity, cfg.jitter_target)
             .and_then(|up| Ok((up, SendStream::new(cfg.profile.clone(), None, false)?)));
@@ -269,12 +350,31 @@ impl Gateway {
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
         room.next_id += 1;
-        let entry = RosterEntry { id, name, role: Role::Participant, muted: false, hand: None };
+        let entry = RosterEntry { id, name, role, muted: false, hand: None };
         room.participants.insert(id, Participant { conn, entry: entry.clone(), uplink, downlink, chunk: [0; CHUNK], talking: false });
         let roster = room.participants.values().map(|p| p.entry.clone()).collect();
         self.conns.get_mut(&conn).expect("present").state = ConnState::Joined { room: room_name.clone(), id };
         self.send(conn, &ServerMsg::Joined { room: room_name.clone(), you: id, roster });
+        if self.rooms.get(&room_name).is_some_and(|r| r.floor.locked) {
+            self.send(conn, &ServerMsg::Roster(RosterUpdate::RoomLocked { locked: true }));
+        }
+        self.attendance(now, &room_name, &entry, Presence::Joined);
         self.broadcast(&room_name, Some(id), &ServerMsg::Roster(RosterUpdate::Joined(entry)));
+    }
+
+    /// A token holder who joins again (after a 2G drop, before the old
+    /// connection timed out) replaces their old seat instead of appearing twice.
+    fn replace_stale(&mut self, now: Time, room: &str, name: &str) {
+        let Some(r) = self.rooms.get(room) else { return };
+        let stale: Vec<(ParticipantId, ConnId)> = r.participants.values().filter(|p| p.entry.name == name).map(|p| (p.entry.id, p.conn)).collect();
+        self.last_now = self.last_now.max(now);
+        for (id, conn) in stale {
+            self.out.push_back(Output::Close { conn, reason: "replaced by a newer connection".into() });
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.state = ConnState::Closed;
+            }
+            self.remove_participant(room, id, Presence::Lost);
+        }
     }
 
     fn codec_failure(&mut self, conn: ConnId, room: &str, e: CodecError) {
@@ -284,15 +384,18 @@ impl Gateway {
         self.refuse(conn, ErrorCode::Malformed, &format!("gateway codec error: {e}"));
     }
 
-    fn remove_participant(&mut self, room: &str, id: ParticipantId) {
+    fn remove_participant(&mut self, room: &str, id: ParticipantId, why: Presence) {
         let Some(r) = self.rooms.get_mut(room) else { return };
-        if r.participants.remove(&id).is_none() {
-            return;
-        }
+        let Some(p) = r.participants.remove(&id) else { return };
+        r.floor.host_muted.remove(&id);
+        let now = self.last_now;
+        self.attendance(now, room, &p.entry, why);
+        let Some(r) = self.rooms.get(room) else { return };
         if r.participants.is_empty() {
             self.rooms.remove(room);
         } else {
             self.broadcast(room, None, &ServerMsg::Roster(RosterUpdate::Left { id }));
+            self.keep_a_host(room);
         }
     }
 }

@@ -25,6 +25,7 @@ pub(super) struct Room {
     pub(super) next_id: ParticipantId,
     pub(super) next_tick: Time,
     pub(super) mix: Mix,
+    pub(super) floor: super::floor::Floor,
 }
 
 impl Room {

@@ -112,6 +112,13 @@ pub enum ErrorCode {
     Removed,
 }
 
+impl ErrorCode {
+    /// False for refusals of one request (the call goes on), true when the gateway closes.
+    pub fn closes_connection(self) -> bool {
+        !matches!(self, ErrorCode::NotPermitted)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMsg {
     Welcome { version: u16, gateway: String },

@@ -1,0 +1,299 @@
+//! Rate adaptation: choose a rung of a profile ladder (0 = richest, last =
+//! leanest) from what the receiver reports and what QUIC measures.
+//!
+//! Down fast, up slow, no flapping:
+//! - one bad report (residual loss, late loss, a growing queue, or RTT past
+//!   the limit) steps down at once — two rungs when it is severe;
+//! - stepping up needs a run of clean reports, and that run doubles each
+//!   time a step up had to be undone soon after (up to a cap);
+//! - a circuit breaker: at the leanest rung, a link that still loses most
+//!   packets, or that stops reporting, goes receive-only; after a pause the
+//!   adapter probes the leanest rung again, pausing longer after each failure.
+
+use std::time::Duration;
+
+use crate::time::Time;
+use crate::wire::ReceiverReport;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptConfig {
+    /// Residual (after redundancy) loss above which to step down.
+    pub down_loss: f64,
+    /// Above this, step down two rungs.
+    pub severe_loss: f64,
+    /// Residual loss at or below which a report counts as clean.
+    pub clean_loss: f64,
+    /// Queue growth (ms of one-way delay per second) that means congestion.
+    pub down_delay_trend: i16,
+    /// RTT beyond which audio cannot be conversational on this rung.
+    pub max_rtt: Duration,
+    /// Clean time needed before the first step up.
+    pub up_hold: Duration,
+    pub max_up_hold: Duration,
+    /// A step down this soon after a step up undoes it and doubles `up_hold`.
+    pub flap_window: Duration,
+    /// At the leanest rung: loss at which the breaker trips (after `breaker_reports` in a row).
+    pub breaker_loss: f64,
+    pub breaker_reports: u32,
+    /// No report for this long counts as total loss.
+    pub silence_limit: Duration,
+    /// First pause in receive-only before probing again.
+    pub probe_after: Duration,
+    pub max_probe_after: Duration,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        AdaptConfig {
+            down_loss: 0.08,
+            severe_loss: 0.25,
+            clean_loss: 0.02,
+            down_delay_trend: 40,
+            max_rtt: Duration::from_millis(1500),
+            up_hold: Duration::from_secs(10),
+            max_up_hold: Duration::from_secs(120),
+            flap_window: Duration::from_secs(20),
+            breaker_loss: 0.5,
+            breaker_reports: 3,
+            silence_limit: Duration::from_secs(5),
+            probe_after: Duration::from_secs(10),
+            max_probe_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What the sender should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send on this rung of the ladder.
+    Rung(usize),
+    /// Stop sending audio: even the leanest rung does not get through.
+    ReceiveOnly,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateAdapter {
+    cfg: AdaptConfig,
+    rungs: usize,
+    decision: Decision,
+    clean_since: Option<Time>,
+    last_up: Option<Time>,
+    up_hold: Duration,
+    bad_at_bottom: u32,
+    last_report: Option<Time>,
+    receive_only_until: Option<Time>,
+    probe_after: Duration,
+    changes: u64,
+}
+
+impl RateAdapter {
+    /// Starts on `start` of a ladder of `rungs` (≥ 1) profiles.
+    pub fn new(cfg: AdaptConfig, rungs: usize, start: usize) -> Self {
+        let rungs = rungs.max(1);
+        RateAdapter {
+            up_hold: cfg.up_hold,
+            probe_after: cfg.probe_after,
+            cfg,
+            rungs,
+            decision: Decision::Rung(start.min(rungs - 1)),
+            clean_since: None,
+            last_up: None,
+            bad_at_bottom: 0,
+            last_report: None,
+            receive_only_until: None,
+            changes: 0,
+        }
+    }
+
+    pub fn decision(&self) -> Decision {
+        self.decision
+    }
+
+    /// How many times the decision has changed (for reports and flap tests).
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    fn leanest(&self) -> usize {
+        self.rungs - 1
+    }
+
+    fn set(&mut self, now: Time, d: Decision) -> Option<Decision> {
+        if d == self.decision {
+            return None;
+        }
+        if let (Decision::Rung(old), Decision::Rung(new)) = (self.decision, d) {
+            if new < old {
+                self.last_up = Some(now);
+            } else if self.last_up.is_some_and(|t| now.saturating_since(t) < self.cfg.flap_window) {
+                // The step up did not hold: wait longer before the next one.
+                self.up_hold = (self.up_hold * 2).min(self.cfg.max_up_hold);
+            }
+        }
+        self.decision = d;
+        self.changes += 1;
+        self.clean_since = None;
+        Some(d)
+    }
+
+    /// Takes one receiver report about the stream this side sends; returns a new decision if it changed.
+    pub fn on_report(&mut self, now: Time, r: &ReceiverReport, rtt: Option<Duration>) -> Option<Decision> {
+        self.last_report = Some(now);
+        let expected = f64::from(r.expected.max(1));
+        let residual = f64::from(r.lost.saturating_sub(r.recovered) + r.late) / expected;
+        let raw = f64::from(r.lost) / expected;
+        let queue_growing = r.delay_trend >= self.cfg.down_delay_trend;
+        let rtt_bad = rtt.is_some_and(|x| x > self.cfg.max_rtt);
+        let bad = residual > self.cfg.down_loss || queue_growing || rtt_bad;
+        let clean = residual <= self.cfg.clean_loss && r.delay_trend <= self.cfg.down_delay_trend / 4 && !rtt_bad;
+
+        match self.decision {
+            Decision::ReceiveOnly => self.tick(now),
+            Decision::Rung(rung) => {
+                if rung == self.leanest() {
+                    self.bad_at_bottom = if raw >= self.cfg.breaker_loss { self.bad_at_bottom + 1 } else { 0 };
+                    if self.bad_at_bottom >= self.cfg.breaker_reports {
+                        return self.trip(now);
+                    }
+                }
+                if bad {
+                    let step = if residual > self.cfg.severe_loss { 2 } else { 1 };
+                    return self.set(now, Decision::Rung((rung + step).min(self.leanest())));
+                }
+                if !clean {
+                    self.clean_since = None;
+                    return None;
+                }
+                let since = *self.clean_since.get_or_insert(now);
+                if rung > 0 && now.saturating_since(since) >= self.up_hold {
+                    return self.set(now, Decision::Rung(rung - 1));
+                }
+                None
+            }
+        }
+    }
+
+    fn trip(&mut self, now: Time) -> Option<Decision> {
+        self.bad_at_bottom = 0;
+        self.receive_only_until = Some(now + self.probe_after);
+        self.probe_after = (self.probe_after * 2).min(self.cfg.max_probe_after);
+        self.set(now, Decision::ReceiveOnly)
+    }
+
+    /// Call periodically (e.g. every second): handles silence and receive-only probes.
+    pub fn tick(&mut self, now: Time) -> Option<Decision> {
+        match self.decision {
+            Decision::ReceiveOnly => {
+                if self.receive_only_until.is_some_and(|t| now >= t) {
+                    self.receive_only_until = None;
+                    self.last_report = Some(now);
+                    return self.set(now, Decision::Rung(self.leanest()));
+                }
+                None
+            }
+            Decision::Rung(rung) => {
+                let silent = self.last_report.is_some_and(|t| now.saturating_since(t) >= self.cfg.silence_limit);
+                if !silent {
+                    return None;
+                }
+                self.last_report = Some(now);
+                if rung == self.leanest() {
+                    self.trip(now)
+                } else {
+                    self.set(now, Decision::Rung(self.leanest()))
+                }
+            }
+        }
+    }
+
+    /// A probe that held for a while earns back the short probe pause.
+    pub fn note_stable(&mut self) {
+        self.probe_after = self.cfg.probe_after;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(loss_pct: u16, trend: i16) -> ReceiverReport {
+        ReceiverReport { interval_ms: 1000, expected: 100, lost: loss_pct, delay_trend: trend, ..Default::default() }
+    }
+
+    fn secs(s: u64) -> Time {
+        Time::from_millis(s * 1000)
+    }
+
+    #[test]
+    fn one_lossy_report_steps_down_at_once_and_severe_loss_two_rungs() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 4, 0);
+        assert_eq!(a.on_report(secs(1), &report(10, 0), None), Some(Decision::Rung(1)));
+        assert_eq!(a.on_report(secs(2), &report(30, 0), None), Some(Decision::Rung(3)));
+    }
+
+    #[test]
+    fn a_building_queue_or_a_huge_rtt_steps_down_without_loss() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 4, 0);
+        assert_eq!(a.on_report(secs(1), &report(0, 60), None), Some(Decision::Rung(1)));
+        assert_eq!(a.on_report(secs(2), &report(0, 0), Some(Duration::from_secs(2))), Some(Decision::Rung(2)));
+    }
+
+    #[test]
+    fn stepping_up_waits_for_ten_clean_seconds() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 4, 2);
+        for s in 1..=10 {
+            assert_eq!(a.on_report(secs(s), &report(0, 0), None), None, "stepped up after {s} s");
+        }
+        assert_eq!(a.on_report(secs(11), &report(0, 0), None), Some(Decision::Rung(1)));
+    }
+
+    #[test]
+    fn redundancy_that_recovers_the_loss_does_not_count_against_the_rung() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 4, 1);
+        let r = ReceiverReport { recovered: 12, ..report(12, 0) };
+        assert_eq!(a.on_report(secs(1), &r, None), None);
+    }
+
+    #[test]
+    fn an_oscillating_link_does_not_make_the_profile_flap() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 4, 0);
+        // 12 s clean, 1 s bad, repeated for ten minutes.
+        let mut t = 0;
+        for _ in 0..46 {
+            for _ in 0..12 {
+                t += 1;
+                a.on_report(secs(t), &report(0, 0), None);
+            }
+            t += 1;
+            a.on_report(secs(t), &report(12, 0), None);
+        }
+        // Undamped, that is two changes per 13 s cycle (~92); damped, far fewer.
+        assert!(a.changes() <= 30, "{} changes in {t} s", a.changes());
+    }
+
+    #[test]
+    fn a_dead_link_goes_receive_only_and_probes_back_by_itself() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 3, 2);
+        for s in 1..=3 {
+            a.on_report(secs(s), &report(90, 0), None);
+        }
+        assert_eq!(a.decision(), Decision::ReceiveOnly);
+        assert_eq!(a.tick(secs(8)), None);
+        assert_eq!(a.tick(secs(13)), Some(Decision::Rung(2)));
+        // It fails again: the next pause is twice as long.
+        for s in 14..=16 {
+            a.on_report(secs(s), &report(90, 0), None);
+        }
+        assert_eq!(a.decision(), Decision::ReceiveOnly);
+        assert_eq!(a.tick(secs(30)), None);
+        assert_eq!(a.tick(secs(36)), Some(Decision::Rung(2)));
+    }
+
+    #[test]
+    fn a_link_that_stops_reporting_falls_to_the_leanest_rung_then_receive_only() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 3, 0);
+        a.on_report(secs(1), &report(0, 0), None);
+        assert_eq!(a.tick(secs(6)), Some(Decision::Rung(2)));
+        assert_eq!(a.tick(secs(11)), Some(Decision::ReceiveOnly));
+    }
+}
