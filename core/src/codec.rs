@@ -57,6 +57,20 @@ pub fn packet_samples(packet: &[u8]) -> Result<usize, CodecError> {
     })
 }
 
+/// The audio bandwidth an Opus packet was coded at (from its TOC byte).
+pub fn packet_bandwidth(packet: &[u8]) -> Option<Bandwidth> {
+    if packet.is_empty() {
+        return None;
+    }
+    // SAFETY: reads only the first byte, which exists.
+    match unsafe { ffi::opus_packet_get_bandwidth(packet.as_ptr()) } {
+        ffi::OPUS_BANDWIDTH_NARROWBAND => Some(Bandwidth::Narrow),
+        ffi::OPUS_BANDWIDTH_MEDIUMBAND => Some(Bandwidth::Medium),
+        b if b >= ffi::OPUS_BANDWIDTH_WIDEBAND => Some(Bandwidth::Wide),
+        _ => None,
+    }
+}
+
 fn bandwidth_code(b: Bandwidth) -> c_int {
     match b {
         Bandwidth::Narrow => ffi::OPUS_BANDWIDTH_NARROWBAND,
@@ -102,6 +116,21 @@ impl Encoder {
         self.ctl(ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, c_int::from(p.expected_loss_percent))?;
         self.frame_samples = p.frame_samples();
         Ok(())
+    }
+
+    /// Forces the coded bandwidth (None = let libopus choose up to the profile's maximum).
+    pub fn set_bandwidth(&mut self, b: Option<Bandwidth>) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_BANDWIDTH_REQUEST, b.map_or(ffi::OPUS_AUTO, bandwidth_code))
+    }
+
+    /// Deep redundancy (DRED) depth in ms, 0 = off; libopus spends bits on it only above ~12 kbit/s.
+    pub fn set_dred_ms(&mut self, ms: u32) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_DRED_DURATION_REQUEST, (ms / 10).min(104) as c_int)
+    }
+
+    /// Loss the encoder should expect (drives LBRR and DRED budgets).
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, c_int::from(percent.min(100)))
     }
 
     /// Samples one [`Encoder::encode`] call consumes.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::codec::{CodecError, Decoder, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
+use crate::codec::{packet_bandwidth, CodecError, Decoder, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
 use crate::jitter::{JitterBuffer, JitterStats, Pop};
 use crate::profile::Profile;
 use crate::protect::{Protection, Protector};
@@ -122,7 +122,7 @@ impl SendStream {
         let mut packet = AudioPacket::new(header, &self.scratch[..n]);
         self.protector.attach(frame_ts, &mut packet);
         let datagram = packet.to_vec();
-        self.protector.push_frame(&self.profile, frame_ts, &self.pending)?;
+        self.protector.push_frame(&self.profile, frame_ts, &self.pending, packet_bandwidth(&self.scratch[..n]))?;
         self.pending.clear();
         self.stats.packets += 1;
         self.stats.bytes += datagram.len() as u64;

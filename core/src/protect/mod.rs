@@ -106,8 +106,11 @@ impl Protector {
         Ok(())
     }
 
-    /// Codes `pcm` (one frame starting at `ts`) at the low rate for later datagrams.
-    pub fn push_frame(&mut self, profile: &Profile, ts: u16, pcm: &[i16]) -> Result<(), CodecError> {
+    /// Codes `pcm` (one frame starting at `ts`) at the low rate for later
+    /// datagrams, at the primary's `bandwidth`: a copy at another bandwidth
+    /// makes the receiver's decoder switch and lose its state twice, which
+    /// costs more than the copy restores.
+    pub fn push_frame(&mut self, profile: &Profile, ts: u16, pcm: &[i16], bandwidth: Option<Bandwidth>) -> Result<(), CodecError> {
         let keep = self.copies();
         if keep == 0 || self.redundancy.bitrate_bps == 0 {
             self.history.clear();
@@ -117,6 +120,7 @@ impl Protector {
             Some(e) => e,
             None => self.encoder.insert(Encoder::new(&secondary_profile(profile, &self.redundancy))?),
         };
+        enc.set_bandwidth(bandwidth)?;
         let n = enc.encode(pcm, &mut self.scratch[..])?;
         while self.history.len() >= keep {
             self.history.pop_front();
