@@ -83,6 +83,18 @@ pub struct Outcome {
     pub talk_ms: u64,
     pub recovered: u64,
     pub concealed_samples: u64,
+    /// Samples rebuilt from deep redundancy (DRED) and in-band FEC (LBRR).
+    pub dred_samples: u64,
+    pub fec_samples: u64,
+    pub frame_samples: u64,
+}
+
+impl Outcome {
+    /// Lost datagrams rebuilt from any redundancy (RED copies, LBRR, DRED), capped at those lost.
+    pub fn rebuilt(&self) -> u64 {
+        let codec = (self.dred_samples + self.fec_samples) / self.frame_samples.max(1);
+        (self.recovered + codec).min(self.lost)
+    }
 }
 
 impl Outcome {
@@ -96,9 +108,13 @@ impl Outcome {
     }
 }
 
-/// Jitter-buffer delay that lets every copy a profile may send still arrive in time.
+/// Jitter-buffer delay that lets every copy a profile may send still arrive
+/// in time: a burst of n packets is rebuilt from the packet after it, so the
+/// receiver must wait n + 1 packets (DRED: up to 3, like RED's maximum).
 pub fn playout_delay(profile: &Profile) -> Duration {
-    Duration::from_millis(u64::from(profile.frame_ms) * (u64::from(profile.redundancy.max_copies) + 1) + 20)
+    let r = &profile.redundancy;
+    let reach = if r.dred_ms > 0 { r.max_copies.max(3) } else { r.max_copies };
+    Duration::from_millis(u64::from(profile.frame_ms) * (u64::from(reach) + 1) + 20)
 }
 
 const LEAD_MS: usize = 400;
@@ -119,10 +135,15 @@ pub fn run_with(profile: &Profile, mode: Mode, pattern: &LossPattern, loss: &mut
         Mode::PlainPlc => (profile.unprotected(), 0),
     };
     let mut tx = SendStream::new(tx_profile, None, true).map_err(|e| e.to_string())?;
+    let mut rx = ReceiveStream::new(decoder_complexity, delay).map_err(|e| e.to_string())?;
     if mode == Mode::Protected {
         tx.set_protection(Protection::for_loss(pattern.loss, pattern.reported_burst()));
+        // Both ends of this simulation run the same libopus.
+        if profile.redundancy.dred_ms > 0 && lowband_core::protect::dred_compatible(lowband_core::codec::libopus_version()) {
+            tx.set_dred(true);
+            rx.enable_dred().map_err(|e| e.to_string())?;
+        }
     }
-    let mut rx = ReceiveStream::new(decoder_complexity, delay).map_err(|e| e.to_string())?;
     let lead = LEAD_MS * 16;
     let mut input = vec![0i16; lead];
     input.extend_from_slice(speech);
@@ -148,6 +169,9 @@ pub fn run_with(profile: &Profile, mode: Mode, pattern: &LossPattern, loss: &mut
     let s = rx.stats();
     out.recovered = s.jitter.recovered;
     out.concealed_samples = s.jitter.concealed_samples;
+    out.dred_samples = s.dred_recovered_samples;
+    out.fec_samples = s.fec_recovered_samples;
+    out.frame_samples = profile.frame_samples() as u64;
     Ok(out)
 }
 

@@ -44,7 +44,7 @@ pub struct Row {
     pub lost_pct: f64,
     /// Datagrams lost and not rebuilt from redundancy, % of those sent.
     pub residual_pct: f64,
-    /// Holes filled from redundancy.
+    /// Lost datagrams rebuilt from redundancy (RED, LBRR, DRED).
     pub recovered: u64,
     /// Means over the speech items.
     pub pesq_wb: f64,
@@ -61,7 +61,7 @@ pub fn measure(profile: &Profile, pattern: &LossPattern, mode: Mode, items: &[It
         talk += o.talk_ms;
         packets += o.packets;
         lost += o.lost;
-        recovered += o.recovered;
+        recovered += o.rebuilt();
         let s = score_aligned(&item.speech, &o.heard, o.said_at, max_delay, with_visqol && item.visqol).map_err(|e| format!("{}: {e}", item.name))?;
         pesq.push(s.pesq_wb);
         vis.extend(s.visqol);
