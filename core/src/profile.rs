@@ -6,7 +6,7 @@
 //! | name | packet | Opus (all VBR, wideband max, DTX) | loss protection | on-wire budget (IPv4, talking) |
 //! | --- | --- | --- | --- | --- |
 //! | `2g`   | 120 ms | 8 kbit/s  | RED: ≤ 1 earlier packet, 6 kbit/s secondary encoder (DRED cannot activate below ~12 kbit/s) | 18 kbit/s |
-//! | `edge` | 60 ms  | 18 kbit/s | DRED 1 s when negotiated; else RED ≤ 2 copies at 4 kbit/s, paid from the 18 | 25 kbit/s |
+//! | `edge` | 60 ms  | 18 kbit/s | DRED 1 s when negotiated; else RED ≤ 1 copy at 4 kbit/s, paid from the 18 | 25 kbit/s |
 //! | `3g`   | 60 ms  | 21 kbit/s | DRED 1 s when negotiated; else RED ≤ 2 copies at 4 kbit/s, paid from the 21 | 28 kbit/s |
 //! | `good` | 20 ms  | 28 kbit/s | in-band FEC (LBRR) + DRED 0.5 s when negotiated | 60 kbit/s |
 //!
@@ -119,7 +119,7 @@ impl Profile {
                 frame_ms: 60,
                 bitrate_bps: 18_000,
                 complexity: 10,
-                redundancy: Redundancy { max_copies: 2, bitrate_bps: 4_000, dred_ms: 1_000, paid_from_bitrate: true },
+                redundancy: Redundancy { max_copies: 1, bitrate_bps: 4_000, dred_ms: 1_000, paid_from_bitrate: true },
                 wire_budget_bps: 25_000,
                 ..base
             },

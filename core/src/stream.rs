@@ -95,7 +95,8 @@ impl SendStream {
         let dred_ms = if self.dred { p.redundancy.dred_ms } else { 0 };
         self.protector.set_dred_active(dred_ms > 0);
         let loss = if dred_ms > 0 || p.inband_fec { self.protector.level().loss_percent.max(p.expected_loss_percent) } else { p.expected_loss_percent };
-        let red_bps = self.protector.copies() as u32 * p.redundancy.bitrate_bps;
+        // Each copy costs more than its nominal rate: its own header, and low-rate VBR undershoots less.
+        let red_bps = self.protector.copies() as u32 * p.redundancy.bitrate_bps * 3 / 2;
         let primary = if p.redundancy.paid_from_bitrate { p.bitrate_bps.saturating_sub(red_bps).max(6_000) } else { p.bitrate_bps };
         let _ = self.encoder.set_bitrate(primary);
         let _ = self.encoder.set_dred_ms(dred_ms);
