@@ -286,7 +286,13 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     let wall = std::time::Instant::now();
     let cpu = process_cpu_seconds();
     let wav = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut gateway = Gateway::new(GatewayConfig { server_name: "lowband-sim".into(), ..Default::default() });
+    let mut gw_config = GatewayConfig { server_name: "lowband-sim".into(), ..Default::default() };
+    if let Some(c) = spec.decoder_complexity {
+        for t in &mut gw_config.tiers {
+            t.decoder_complexity = c;
+        }
+    }
+    let mut gateway = Gateway::new(gw_config);
     let mut nodes = Vec::new();
     let mut heard_paths = Vec::new();
     for (k, (name, link)) in spec.names.iter().zip(&spec.links).enumerate() {
