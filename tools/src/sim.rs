@@ -2,16 +2,16 @@
 //! clients run exactly as in the real shells, but datagrams cross seeded
 //! [`Link`] models instead of sockets and no clock is read, so a 15-minute
 //! call takes seconds and a seed fixes every byte of what each client hears.
+//! Each client's view of its link is written as `<name>-link.csv`, in the
+//! format of `lowband join --record-link`.
 //!
 //! Simplifications, on purpose: control messages (join, roster) cross an
 //! idealised reliable channel with the link's base delay, not the lossy link.
-//! QUIC is reduced to what shapes audio on a thin link: a fixed per-packet
-//! overhead ([`UP_OVERHEAD`], [`DOWN_OVERHEAD`]) and ACKs as quinn sends them
-//! with lowband's ACK-frequency settings (every 4th packet or after 100 ms,
-//! riding on an audio packet going the other way when there is one, else a
-//! packet of their own that queues on the link like any other). RTT is what
-//! such an ACK measures, as QUIC's estimator would. Congestion control and
-//! retransmission (audio datagrams are never retransmitted) are not modelled.
+//! QUIC is reduced to what shapes audio on a thin link ([`crate::quic_model`]):
+//! per-packet overhead, the congestion window with lowband's media floor, the
+//! datagram send buffer, coalescing, ACKs (which queue on the link like any
+//! packet) and probe timeouts. RTT is what those ACKs measure, as QUIC's
+//! estimator does.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -21,26 +21,24 @@ use anyhow::Context;
 use lowband_core::client::{Client, ClientConfig, Transmit};
 use lowband_core::codec::CHUNK;
 use lowband_core::gateway::{Gateway, GatewayConfig, Output};
+use lowband_core::link::record::LinkRecorder;
 use lowband_core::link::{Link, LinkConfig, LinkStats};
+use lowband_core::wire::audio::AudioPacket;
 use lowband_core::Time;
 use serde::Serialize;
 
 use crate::linkargs::LinkPair;
+use crate::quic_model::{Ack, AckState, Sender, ACK_FRAME, DATAGRAM_FRAME, PACKET_DOWN, PACKET_UP};
 
 /// IPv4 bytes around each uplink audio datagram: IP + UDP (28), QUIC short
 /// header flags (1), the gateway's 8-byte connection id, packet number (1),
 /// DATAGRAM frame type and length (2), AEAD tag (16). See quic/src/tuning.rs.
-pub const UP_OVERHEAD: usize = 56;
+pub const UP_OVERHEAD: usize = PACKET_UP + DATAGRAM_FRAME;
 /// Downlink: the same without a connection id (clients use zero-length ones).
-pub const DOWN_OVERHEAD: usize = 48;
+pub const DOWN_OVERHEAD: usize = PACKET_DOWN + DATAGRAM_FRAME;
 /// A packet carrying only an ACK frame (FACTS.md: 61-67 bytes from a client).
-pub const ACK_UP: usize = 64;
-pub const ACK_DOWN: usize = 56;
-/// An ACK frame riding in an audio packet.
-const ACK_FRAME: usize = 6;
-/// quinn_tuning's ACK frequency: every 4th ack-eliciting packet, or after 100 ms.
-const ACK_THRESHOLD: u32 = 4;
-const MAX_ACK_DELAY: Duration = Duration::from_millis(100);
+pub const ACK_UP: usize = PACKET_UP + ACK_FRAME;
+pub const ACK_DOWN: usize = PACKET_DOWN + ACK_FRAME;
 pub const RATE: usize = 16_000;
 const TICK: Duration = Duration::from_millis(20);
 /// Threads sharing the clients' audio (encode, decode) each 20 ms step.
@@ -125,53 +123,15 @@ pub struct SimOutcome {
     pub cpu_seconds: f64,
 }
 
-/// What an ACK tells its receiver: the newest packet acknowledged and how long
-/// the acknowledging end held the ACK back.
-#[derive(Clone, Copy)]
-struct Ack {
-    largest_sent: Time,
-    delay: Duration,
-}
-
 #[derive(Clone)]
 struct Pkt {
-    /// None: an ACK-only packet.
-    data: Option<Vec<u8>>,
+    /// Audio datagrams (coalesced), each with when it was handed to QUIC;
+    /// none in an ACK-only packet or a probe.
+    datagrams: Vec<(Vec<u8>, Time)>,
     ack: Option<Ack>,
     sent: Time,
-}
-
-/// The ACKs one end owes for the ack-eliciting packets it received.
-#[derive(Default)]
-struct AckState {
-    pending: u32,
-    first_at: Option<Time>,
-    largest: Option<(Time, Time)>,
-}
-
-impl AckState {
-    fn on_receive(&mut self, now: Time, sent: Time) {
-        self.pending += 1;
-        self.first_at.get_or_insert(now);
-        if self.largest.is_none_or(|(s, _)| sent >= s) {
-            self.largest = Some((sent, now));
-        }
-    }
-
-    /// When an ACK-only packet must go if nothing carries the ACK first.
-    fn deadline(&self) -> Option<Time> {
-        self.first_at.map(|t| t + MAX_ACK_DELAY)
-    }
-
-    fn due(&self, now: Time) -> bool {
-        self.pending >= ACK_THRESHOLD || self.deadline().is_some_and(|t| t <= now)
-    }
-
-    fn take(&mut self, now: Time) -> Option<Ack> {
-        let (largest_sent, arrived) = self.largest?;
-        *self = AckState::default();
-        Some(Ack { largest_sent, delay: now - arrived })
-    }
+    /// Not an ACK-only packet: the other end acknowledges it.
+    eliciting: bool,
 }
 
 /// Per client, the counters of the second in progress.
@@ -210,6 +170,11 @@ struct Node {
     /// The gateway owes this client ACKs (sent down), the client owes the gateway (sent up).
     gw_ack: AckState,
     cl_ack: AckState,
+    /// What the client saw of its link, as `lowband join --record-link` writes it.
+    record: LinkRecorder,
+    /// quinn's sending side: the client's for the uplink, the gateway's for the downlink.
+    up_tx: Sender,
+    down_tx: Sender,
 }
 
 impl Node {
@@ -221,9 +186,35 @@ impl Node {
         link.stats().lost() > before
     }
 
-    fn on_rtt(&mut self, now: Time, ack: Option<Ack>) {
+    /// Puts on both links what quinn would send now, with any ACK owed riding along.
+    fn send_packets(&mut self, now: Time) {
+        for up in [true, false] {
+            loop {
+                let tx = if up { &mut self.up_tx } else { &mut self.down_tx };
+                let Some(p) = tx.poll_packet(now) else { break };
+                let ack = if up { self.cl_ack.take(now) } else { self.gw_ack.take(now) };
+                let size = p.size + if ack.is_some() { ACK_FRAME } else { 0 };
+                let count = p.datagrams.len() as u64;
+                let lost = self.push(up, now, Pkt { datagrams: p.datagrams, ack, sent: now, eliciting: true }, size);
+                let (tx, acc) = if up { (&mut self.up_tx, &mut self.acc.up_audio) } else { (&mut self.down_tx, &mut self.acc.down_audio) };
+                tx.on_sent(now, size, lost);
+                if lost {
+                    acc.1 += count;
+                }
+                if up {
+                    self.acc.up_bytes += size as u64;
+                } else {
+                    self.acc.down_bytes += size as u64;
+                }
+            }
+        }
+    }
+
+    /// An ACK arrived for the uplink's sender (`up`) or the downlink's.
+    fn on_ack(&mut self, up: bool, now: Time, ack: Option<Ack>) {
         if let Some(a) = ack {
-            let rtt = (now - a.largest_sent).saturating_sub(a.delay).as_secs_f64() * 1000.0;
+            let tx = if up { &mut self.up_tx } else { &mut self.down_tx };
+            let rtt = tx.on_ack(now, a).as_secs_f64() * 1000.0;
             self.acc.rtt.0 += rtt;
             self.acc.rtt.1 += 1;
             self.totals.rtt.0 += rtt;
@@ -295,6 +286,15 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     let mut gateway = Gateway::new(gw_config);
     let mut nodes = Vec::new();
     let mut heard_paths = Vec::new();
+    // As in netem, traces start with each client's QUIC handshake, and the
+    // call (control, the audio clock, the talk schedule) once it is done.
+    let t0 = spec
+        .links
+        .iter()
+        .enumerate()
+        .map(|(k, l)| crate::quic_model::handshake_done(&l.up, &l.down, (seed_for(spec.seed, k, 1), seed_for(spec.seed, k, 2))))
+        .max()
+        .unwrap_or(Time::ZERO);
     for (k, (name, link)) in spec.names.iter().zip(&spec.links).enumerate() {
         let path = out.join(format!("{name}-heard.wav"));
         let mut config = ClientConfig::new(name, "sim-room");
@@ -305,12 +305,10 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         let mut ctrl_up = VecDeque::new();
         while let Some(t) = client.poll_transmit() {
             if let Transmit::Control(c) = t {
-                ctrl_up.push_back((Time::ZERO + link.up.delay, c));
+                ctrl_up.push_back((t0 + link.up.delay, c));
             }
         }
         gateway.handle_connect(k as u64);
-        // Links start with the connection, as netem's do with the QUIC
-        // handshake, not with the first audio packet: traces line up with talk.
         let (mut up, mut down) = (Link::new(link.up.clone(), seed_for(spec.seed, k, 1)), Link::new(link.down.clone(), seed_for(spec.seed, k, 2)));
         up.start(Time::ZERO);
         down.start(Time::ZERO);
@@ -326,13 +324,16 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             totals: Totals::default(),
             gw_ack: AckState::default(),
             cl_ack: AckState::default(),
+            up_tx: Sender::new(PACKET_UP),
+            down_tx: Sender::new(PACKET_DOWN),
+            record: LinkRecorder::new(),
         });
         heard_paths.push(path);
     }
-    let end = Time::from_micros((spec.seconds * 1e6) as u64);
+    let end = t0 + Duration::from_secs_f64(spec.seconds);
     let bar = crate::progress::bar(spec.progress, spec.seconds as u64, "simulated s");
     let mut series = Vec::new();
-    let mut next_audio = Time::ZERO;
+    let mut next_audio = t0;
     let mut chunk_index: u64 = 0;
     let mut second: u64 = 0;
 
@@ -340,7 +341,8 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         let mut now = next_audio;
         for n in &nodes {
             let links = [n.up.poll_timeout(), n.down.poll_timeout(), n.ctrl_up.front().map(|c| c.0), n.ctrl_down.front().map(|c| c.0)];
-            for t in links.into_iter().chain([n.gw_ack.deadline(), n.cl_ack.deadline()]).flatten() {
+            let quic = [n.gw_ack.deadline(), n.cl_ack.deadline(), n.up_tx.timeout(), n.down_tx.timeout()];
+            for t in links.into_iter().chain(quic).flatten() {
                 now = now.min(t);
             }
         }
@@ -349,7 +351,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
         // Close the seconds that ended before this event.
         let total_seconds = spec.seconds.ceil() as u64;
-        while second < total_seconds && Time::from_micros((second + 1) * 1_000_000) <= now {
+        while second < total_seconds && t0 + Duration::from_secs(second + 1) <= now {
             for (n, name) in nodes.iter_mut().zip(&spec.names) {
                 series.push(close_second(n, name, second));
             }
@@ -361,24 +363,34 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
         for (k, n) in nodes.iter_mut().enumerate() {
             while let Some(p) = n.up.poll_deliver(now) {
-                n.on_rtt(now, p.ack);
-                let Some(data) = p.data else { continue };
-                n.acc.up_delay.0 += (now - p.sent).as_secs_f64() * 1000.0;
-                n.acc.up_delay.1 += 1;
-                n.gw_ack.on_receive(now, p.sent);
-                gateway.handle_datagram(now, k as u64, &data);
+                // ACKs coming up acknowledge the gateway's downlink packets.
+                n.on_ack(false, now, p.ack);
+                if p.eliciting {
+                    n.gw_ack.on_receive(now, p.sent);
+                }
+                for (data, queued) in p.datagrams {
+                    n.acc.up_delay.0 += (now - queued).as_secs_f64() * 1000.0;
+                    n.acc.up_delay.1 += 1;
+                    gateway.handle_datagram(now, k as u64, &data);
+                }
             }
             while n.ctrl_up.front().is_some_and(|c| c.0 <= now) {
                 let (_, c) = n.ctrl_up.pop_front().expect("front");
                 gateway.handle_control(now, k as u64, &c);
             }
             while let Some(p) = n.down.poll_deliver(now) {
-                n.on_rtt(now, p.ack);
-                let Some(data) = p.data else { continue };
-                n.acc.down_delay.0 += (now - p.sent).as_secs_f64() * 1000.0;
-                n.acc.down_delay.1 += 1;
-                n.cl_ack.on_receive(now, p.sent);
-                n.client.handle_datagram(now, &data);
+                n.on_ack(true, now, p.ack);
+                if p.eliciting {
+                    n.cl_ack.on_receive(now, p.sent);
+                }
+                for (data, queued) in p.datagrams {
+                    n.acc.down_delay.0 += (now - queued).as_secs_f64() * 1000.0;
+                    n.acc.down_delay.1 += 1;
+                    if let Ok(a) = AudioPacket::decode(&data) {
+                        n.record.on_down(now - (t0 - Time::ZERO), a.header.seq, a.header.ts, data.len());
+                    }
+                    n.client.handle_datagram(now, &data);
+                }
             }
             while n.ctrl_down.front().is_some_and(|c| c.0 <= now) {
                 let (_, c) = n.ctrl_down.pop_front().expect("front");
@@ -400,18 +412,17 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             ra?;
             rb.map_err(|_| anyhow::anyhow!("audio thread panicked"))??;
             chunk_index += 1;
-            next_audio = Time::ZERO + TICK * chunk_index as u32;
+            next_audio = t0 + TICK * chunk_index as u32;
         }
         for n in nodes.iter_mut() {
             while let Some(t) = n.client.poll_transmit() {
                 match t {
                     Transmit::Datagram(d) => {
-                        let ack = n.cl_ack.take(now);
-                        let size = d.len() + UP_OVERHEAD + if ack.is_some() { ACK_FRAME } else { 0 };
-                        n.acc.up_bytes += size as u64;
-                        let lost = n.push(true, now, Pkt { data: Some(d), ack, sent: now }, size);
+                        if let Ok(a) = AudioPacket::decode(&d) {
+                            n.record.on_up(now - (t0 - Time::ZERO), a.header.seq, a.header.ts, d.len());
+                        }
                         n.acc.up_audio.0 += 1;
-                        n.acc.up_audio.1 += u64::from(lost);
+                        n.acc.up_audio.1 += n.up_tx.queue(now, d);
                     }
                     Transmit::Control(c) => n.ctrl_up.push_back((now + n.up.config().delay, c)),
                 }
@@ -422,12 +433,8 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             match o {
                 Output::Datagram { conn, data } => {
                     let n = &mut nodes[conn as usize];
-                    let ack = n.gw_ack.take(now);
-                    let size = data.len() + DOWN_OVERHEAD + if ack.is_some() { ACK_FRAME } else { 0 };
-                    n.acc.down_bytes += size as u64;
-                    let lost = n.push(false, now, Pkt { data: Some(data), ack, sent: now }, size);
                     n.acc.down_audio.0 += 1;
-                    n.acc.down_audio.1 += u64::from(lost);
+                    n.acc.down_audio.1 += n.down_tx.queue(now, data);
                 }
                 Output::Control { conn, data } => {
                     let n = &mut nodes[conn as usize];
@@ -438,17 +445,18 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                 _ => {}
             }
         }
-        // ACKs nothing carried: packets of their own.
         for n in nodes.iter_mut() {
+            n.send_packets(now);
+            // ACKs nothing carried: packets of their own.
             if n.gw_ack.due(now) {
                 let ack = n.gw_ack.take(now);
                 n.acc.down_bytes += ACK_DOWN as u64;
-                n.push(false, now, Pkt { data: None, ack, sent: now }, ACK_DOWN);
+                n.push(false, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false }, ACK_DOWN);
             }
             if n.cl_ack.due(now) {
                 let ack = n.cl_ack.take(now);
                 n.acc.up_bytes += ACK_UP as u64;
-                n.push(true, now, Pkt { data: None, ack, sent: now }, ACK_UP);
+                n.push(true, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false }, ACK_UP);
             }
         }
     }
@@ -479,6 +487,9 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             mean_jitter_buffer_ms: (j.emitted > 0).then(|| j.delay_us as f64 / j.emitted as f64 / 1000.0),
         });
         n.heard.finalize()?;
+        let mut record = n.record;
+        let path = out.join(format!("{name}-link.csv"));
+        std::fs::write(&path, record.take()).with_context(|| format!("writing {}", path.display()))?;
     }
     let cpu_seconds = process_cpu_seconds() - cpu;
     Ok(SimOutcome { series, totals, heard: heard_paths, wall_seconds: wall.elapsed().as_secs_f64(), cpu_seconds })

@@ -26,6 +26,7 @@ pub struct TurnScore {
 pub fn score_turns(names: &[String], turns: &[Turn], heard: &[PathBuf], show_progress: bool) -> anyhow::Result<Vec<TurnScore>> {
     let mut out = Vec::new();
     let bar = crate::progress::bar(show_progress, (turns.len() * names.len().saturating_sub(1)) as u64, "turns scored");
+
     for (listener, path) in names.iter().zip(heard) {
         let rec = read_speech(path).map_err(anyhow::Error::msg)?;
         for t in turns {
@@ -34,8 +35,11 @@ pub fn score_turns(names: &[String], turns: &[Turn], heard: &[PathBuf], show_pro
             }
             // The pesq crate can panic (an overflow in its utterance split) on
             // badly damaged audio: that turn gets an error, the report goes on.
-            let r = std::panic::catch_unwind(|| score_turn(&t.speech, &rec, t.start_sample(), 3 * RATE))
-                .unwrap_or_else(|_| Err("PESQ failed on this turn (pesq crate panicked)".to_string()));
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let r = std::panic::catch_unwind(|| score_turn(&t.speech, &rec, t.start_sample(), 3 * RATE));
+            std::panic::set_hook(hook);
+            let r = r.unwrap_or_else(|_| Err("PESQ failed on this turn (pesq crate panicked)".to_string()));
             bar.inc(1);
             out.push(TurnScore {
                 talker: names[t.client].clone(),
