@@ -42,6 +42,9 @@ const MEDIA_BYTES_PER_SEC: f64 = 48_000.0 / 8.0;
 const FLOOR_SLACK: Duration = Duration::from_millis(200);
 const INITIAL_RTT: Duration = Duration::from_millis(600);
 const ACK_THRESHOLD: u32 = 4;
+/// quinn's ACK-frequency reordering threshold (its default): a packet
+/// arriving this far past the largest seen means a gap, ACKed at once.
+const REORDER_THRESHOLD: u64 = 2;
 pub const MAX_ACK_DELAY: Duration = Duration::from_millis(100);
 
 /// What an ACK tells its receiver: the newest packet it acknowledges (by
@@ -58,10 +61,23 @@ pub struct AckState {
     pending: u32,
     first_at: Option<Time>,
     largest: Option<(Time, Time)>,
+    /// Largest packet number received, kept across ACKs.
+    largest_pn: Option<u64>,
+    immediate: bool,
 }
 
 impl AckState {
-    pub fn on_receive(&mut self, now: Time, sent: Time) {
+    /// Any packet `pn` arrived (ACK-only ones elicit nothing but count for gaps).
+    pub fn saw(&mut self, pn: u64) {
+        self.largest_pn = Some(self.largest_pn.map_or(pn, |l| l.max(pn)));
+    }
+
+    /// An ack-eliciting packet `pn` sent at `sent` arrived.
+    pub fn on_receive(&mut self, now: Time, sent: Time, pn: u64) {
+        if self.largest_pn.is_some_and(|l| pn > l + REORDER_THRESHOLD) {
+            self.immediate = true;
+        }
+        self.saw(pn);
         self.pending += 1;
         self.first_at.get_or_insert(now);
         if self.largest.is_none_or(|(s, _)| sent >= s) {
@@ -75,12 +91,12 @@ impl AckState {
     }
 
     pub fn due(&self, now: Time) -> bool {
-        self.pending >= ACK_THRESHOLD || self.deadline().is_some_and(|t| t <= now)
+        self.immediate || self.pending >= ACK_THRESHOLD || self.deadline().is_some_and(|t| t <= now)
     }
 
     pub fn take(&mut self, now: Time) -> Option<Ack> {
         let (largest_sent, arrived) = self.largest?;
-        *self = AckState::default();
+        *self = AckState { largest_pn: self.largest_pn, ..AckState::default() };
         Some(Ack { largest_sent, delay: now - arrived })
     }
 }
@@ -152,6 +168,7 @@ pub struct Sender {
     cut: bool,
     last_eliciting: Time,
     pto_count: u32,
+    next_pn: u64,
     /// Datagrams dropped from the full send buffer.
     pub dropped: u64,
 }
@@ -174,8 +191,15 @@ impl Sender {
             cut: false,
             last_eliciting: Time::ZERO,
             pto_count: 0,
+            next_pn: 0,
             dropped: 0,
         }
+    }
+
+    /// The packet number of the next packet this end sends (ACK-only ones too).
+    pub fn take_pn(&mut self) -> u64 {
+        self.next_pn += 1;
+        self.next_pn - 1
     }
 
     fn srtt(&self) -> Duration {

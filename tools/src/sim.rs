@@ -132,6 +132,7 @@ struct Pkt {
     sent: Time,
     /// Not an ACK-only packet: the other end acknowledges it.
     eliciting: bool,
+    pn: u64,
 }
 
 /// Per client, the counters of the second in progress.
@@ -195,7 +196,8 @@ impl Node {
                 let ack = if up { self.cl_ack.take(now) } else { self.gw_ack.take(now) };
                 let size = p.size + if ack.is_some() { ACK_FRAME } else { 0 };
                 let count = p.datagrams.len() as u64;
-                let lost = self.push(up, now, Pkt { datagrams: p.datagrams, ack, sent: now, eliciting: true }, size);
+                let pn = if up { self.up_tx.take_pn() } else { self.down_tx.take_pn() };
+                let lost = self.push(up, now, Pkt { datagrams: p.datagrams, ack, sent: now, eliciting: true, pn }, size);
                 let (tx, acc) = if up { (&mut self.up_tx, &mut self.acc.up_audio) } else { (&mut self.down_tx, &mut self.acc.down_audio) };
                 tx.on_sent(now, size, lost);
                 if lost {
@@ -366,7 +368,9 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                 // ACKs coming up acknowledge the gateway's downlink packets.
                 n.on_ack(false, now, p.ack);
                 if p.eliciting {
-                    n.gw_ack.on_receive(now, p.sent);
+                    n.gw_ack.on_receive(now, p.sent, p.pn);
+                } else {
+                    n.gw_ack.saw(p.pn);
                 }
                 for (data, queued) in p.datagrams {
                     n.acc.up_delay.0 += (now - queued).as_secs_f64() * 1000.0;
@@ -381,7 +385,9 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             while let Some(p) = n.down.poll_deliver(now) {
                 n.on_ack(true, now, p.ack);
                 if p.eliciting {
-                    n.cl_ack.on_receive(now, p.sent);
+                    n.cl_ack.on_receive(now, p.sent, p.pn);
+                } else {
+                    n.cl_ack.saw(p.pn);
                 }
                 for (data, queued) in p.datagrams {
                     n.acc.down_delay.0 += (now - queued).as_secs_f64() * 1000.0;
@@ -451,12 +457,14 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             if n.gw_ack.due(now) {
                 let ack = n.gw_ack.take(now);
                 n.acc.down_bytes += ACK_DOWN as u64;
-                n.push(false, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false }, ACK_DOWN);
+                let pn = n.down_tx.take_pn();
+                n.push(false, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false, pn }, ACK_DOWN);
             }
             if n.cl_ack.due(now) {
                 let ack = n.cl_ack.take(now);
                 n.acc.up_bytes += ACK_UP as u64;
-                n.push(true, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false }, ACK_UP);
+                let pn = n.up_tx.take_pn();
+                n.push(true, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false, pn }, ACK_UP);
             }
         }
     }
