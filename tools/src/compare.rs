@@ -180,7 +180,8 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
         up_link_loss_pct: s.totals.iter().map(|t| t.up_link_loss_pct).collect(),
         down_link_loss_pct: s.totals.iter().map(|t| t.down_link_loss_pct).collect(),
         down_audio_loss_pct: s.totals.iter().map(|t| t.down_loss_pct).collect(),
-        rtt_ms: s.totals.iter().map(|t| t.mean_rtt_ms.unwrap_or(f64::NAN)).collect(),
+        // Like netem's: the client's smoothed RTT once a second, after the first two.
+        rtt_ms: names.iter().map(|n| mean(&s.series.iter().filter(|r| &r.client == n).skip(2).map(|r| r.srtt_ms).collect::<Vec<_>>())).collect(),
         jitter_buffer_ms: s.totals.iter().map(|t| t.mean_jitter_buffer_ms.unwrap_or(f64::NAN)).collect(),
         up_kbps: s.totals.iter().map(|t| t.up_bytes as f64 * 8.0 / a.seconds / 1000.0).collect(),
         down_kbps: s.totals.iter().map(|t| t.down_bytes as f64 * 8.0 / a.seconds / 1000.0).collect(),
@@ -198,14 +199,14 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     row("uplink loss %, all packets", mean(&sim_side.up_link_loss_pct), mean(&net_side.up_link_loss_pct), "|Δ| ≤ 1");
     row("downlink loss %, all packets", mean(&sim_side.down_link_loss_pct), mean(&net_side.down_link_loss_pct), "|Δ| ≤ 1");
     row("downlink audio loss %", mean(&sim_side.down_audio_loss_pct), mean(&net_side.down_audio_loss_pct), "|Δ| ≤ 1");
-    row("RTT ms", mean(&sim_side.rtt_ms), mean(&net_side.rtt_ms), "");
+    row("smoothed RTT ms, per-second mean", mean(&sim_side.rtt_ms), mean(&net_side.rtt_ms), "");
     row("jitter-buffer delay ms", mean(&sim_side.jitter_buffer_ms), mean(&net_side.jitter_buffer_ms), "");
     row("uplink kbit/s on the wire", mean(&sim_side.up_kbps), mean(&net_side.up_kbps), "");
     row("downlink kbit/s on the wire", mean(&sim_side.down_kbps), mean(&net_side.down_kbps), "");
     println!("(all packets: audio and ACK-only packets on the link; netem also counts the handshake and");
     println!(" control stream. Downlink audio loss, netem: sequence gaps in each client's --record-link file,");
     println!(" so it includes datagrams quinn dropped from its send queue; sim: audio datagrams the link lost.");
-    println!(" RTT, sim: from modelled ACKs; netem: quinn's smoothed estimate. netem per client: {:.2?} audio loss)", net_side.down_audio_loss_pct);
+    println!(" RTT: the client's smoothed estimate once a second, sim from its modelled ACKs, netem quinn's. netem per client: {:.2?} audio loss)", net_side.down_audio_loss_pct);
     println!("\nsim:");
     report::print_scores(&names, &sim_scores);
     println!("netem with the real binaries:");

@@ -202,7 +202,8 @@ impl Sender {
         self.next_pn - 1
     }
 
-    fn srtt(&self) -> Duration {
+    /// quinn's smoothed RTT (the initial 600 ms before any sample).
+    pub fn srtt(&self) -> Duration {
         self.srtt.map_or(INITIAL_RTT, |s| s.0)
     }
 

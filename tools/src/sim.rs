@@ -88,6 +88,9 @@ pub struct Second {
     /// QUIC measures it: ACK arrival − send time of the newest packet it
     /// acknowledges − the receiver's ACK delay.
     pub rtt_ms: Option<f64>,
+    /// The client's smoothed RTT at the end of the second, as quinn's
+    /// `Connection::rtt` reports it (what a real client's report shows).
+    pub srtt_ms: f64,
     /// Mean time the audio played this second waited in the client's jitter buffer.
     pub jitter_buffer_ms: Option<f64>,
     /// Share of the played audio that was concealment.
@@ -533,6 +536,7 @@ fn close_second(n: &mut Node, name: &str, second: u64) -> Second {
         up_delay_ms: mean(a.up_delay),
         down_delay_ms: mean(a.down_delay),
         rtt_ms: mean(a.rtt),
+        srtt_ms: n.up_tx.srtt().as_secs_f64() * 1000.0,
         jitter_buffer_ms: (emitted > 0).then(|| delay_us as f64 / emitted as f64 / 1000.0),
         concealed_pct: (j.concealed_samples - a.concealed) as f64 * 100.0 / RATE as f64,
     };

@@ -62,10 +62,10 @@ pub fn mean_pesq(scores: &[TurnScore]) -> Option<f64> {
 
 pub fn write_series_csv(path: &Path, series: &[Second]) -> anyhow::Result<()> {
     let opt = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or_default();
-    let mut s = String::from("client,second,up_kbps,down_kbps,up_loss_pct,down_loss_pct,up_delay_ms,down_delay_ms,rtt_ms,jitter_buffer_ms,concealed_pct\n");
+    let mut s = String::from("client,second,up_kbps,down_kbps,up_loss_pct,down_loss_pct,up_delay_ms,down_delay_ms,rtt_ms,srtt_ms,jitter_buffer_ms,concealed_pct\n");
     for r in series {
         s.push_str(&format!(
-            "{},{},{:.2},{:.2},{:.2},{:.2},{},{},{},{},{:.2}\n",
+            "{},{},{:.2},{:.2},{:.2},{:.2},{},{},{},{:.1},{},{:.2}\n",
             r.client,
             r.second,
             r.up_kbps,
@@ -75,6 +75,7 @@ pub fn write_series_csv(path: &Path, series: &[Second]) -> anyhow::Result<()> {
             opt(r.up_delay_ms),
             opt(r.down_delay_ms),
             opt(r.rtt_ms),
+            r.srtt_ms,
             opt(r.jitter_buffer_ms),
             r.concealed_pct
         ));
