@@ -187,8 +187,8 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
         down_kbps: s.totals.iter().map(|t| t.down_bytes as f64 * 8.0 / a.seconds / 1000.0).collect(),
         turns: &sim_scores,
     };
-    println!("\n(means over clients)          sim      netem    netem − sim   goal");
-    let row = |label: &str, x: f64, y: f64, goal: &str| println!("{label:<28}{x:8.2} {y:10.2} {:12.2}   {goal}", y - x);
+    println!("\n(means over clients)                sim      netem    netem − sim   goal");
+    let row = |label: &str, x: f64, y: f64, goal: &str| println!("{label:<34}{x:8.2} {y:10.2} {:12.2}   {goal}", y - x);
     if let (Some(x), Some(y)) = (sim_side.mean_pesq_wb, net_side.mean_pesq_wb) {
         row("PESQ-WB, all turns", x, y, "|Δ| ≤ 0.2");
     }
