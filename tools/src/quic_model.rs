@@ -164,8 +164,10 @@ pub struct Sender {
     flight: VecDeque<Flight>,
     in_flight: usize,
     srtt: Option<(Duration, Duration)>,
-    /// After the first loss Cubic has cut its window; the media floor remains.
-    cut: bool,
+    /// Cubic's window: cut by 0.7 per congestion event (one per recovery
+    /// period), never grown (audio is application-limited).
+    cubic: usize,
+    recovery_start: Option<Time>,
     last_eliciting: Time,
     pto_count: u32,
     next_pn: u64,
@@ -188,7 +190,8 @@ impl Sender {
             flight: VecDeque::new(),
             in_flight: 0,
             srtt: None,
-            cut: false,
+            cubic: INITIAL_WINDOW,
+            recovery_start: None,
             last_eliciting: Time::ZERO,
             pto_count: 0,
             next_pn: 0,
@@ -210,8 +213,7 @@ impl Sender {
     /// Cubic's window with lowband's floor: rate × (RTT + slack) × 2.
     pub fn window(&self) -> usize {
         let floor = (MEDIA_BYTES_PER_SEC * (self.srtt() + FLOOR_SLACK).as_secs_f64() * 2.0) as usize;
-        let cubic = if self.cut { MIN_WINDOW } else { INITIAL_WINDOW };
-        cubic.max(floor).max(MIN_WINDOW)
+        self.cubic.max(floor).max(MIN_WINDOW)
     }
 
     /// quinn's `send_datagram`: queue, dropping the oldest when the buffer is full.
@@ -288,7 +290,10 @@ impl Sender {
         while self.flight.front().is_some_and(|f| f.sent <= ack.largest_sent) {
             let f = self.flight.pop_front().expect("front exists");
             self.in_flight -= f.bytes;
-            self.cut |= f.lost;
+            if f.lost && self.recovery_start.is_none_or(|r| f.sent > r) {
+                self.cubic = (self.cubic * 7 / 10).max(MIN_WINDOW);
+                self.recovery_start = Some(now);
+            }
         }
         self.pto_count = 0;
         let rtt = (now - ack.largest_sent).saturating_sub(ack.delay);
