@@ -291,7 +291,7 @@ mod tests {
         let mut s = SendStream::new(Profile::default(), None, true).unwrap();
         let zeros = [0i16; CHUNK];
         let tone: Vec<i16> = (0..CHUNK).map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16).collect();
-        let mut sent = |s: &mut SendStream, pcm: &[i16], chunks: usize| (0..chunks).filter(|_| s.push_chunk(pcm).unwrap().is_some()).count();
+        let sent = |s: &mut SendStream, pcm: &[i16], chunks: usize| (0..chunks).filter(|_| s.push_chunk(pcm).unwrap().is_some()).count();
         assert!(sent(&mut s, &tone, 50) > 20);
         // Settling into DTX takes a few frames; after that, no comfort-noise refreshes of silence.
         sent(&mut s, &zeros, 50);
