@@ -215,6 +215,27 @@ impl Node {
         }
     }
 
+    /// A packet arrived over the uplink (`up`) or the downlink: its ACK,
+    /// what the receiving end now owes, one-way delay. Returns its datagrams.
+    fn arrive(&mut self, up: bool, now: Time, p: Pkt) -> Vec<Vec<u8>> {
+        // An ACK travelling up acknowledges the downlink's packets, and the reverse.
+        self.on_ack(!up, now, p.ack);
+        let (owed, delay) = if up { (&mut self.gw_ack, &mut self.acc.up_delay) } else { (&mut self.cl_ack, &mut self.acc.down_delay) };
+        if p.eliciting {
+            owed.on_receive(now, p.sent, p.pn);
+        } else {
+            owed.saw(p.pn);
+        }
+        p.datagrams
+            .into_iter()
+            .map(|(data, queued)| {
+                delay.0 += (now - queued).as_secs_f64() * 1000.0;
+                delay.1 += 1;
+                data
+            })
+            .collect()
+    }
+
     /// An ACK arrived for the uplink's sender (`up`) or the downlink's.
     fn on_ack(&mut self, up: bool, now: Time, ack: Option<Ack>) {
         if let Some(a) = ack {
@@ -368,16 +389,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
         for (k, n) in nodes.iter_mut().enumerate() {
             while let Some(p) = n.up.poll_deliver(now) {
-                // ACKs coming up acknowledge the gateway's downlink packets.
-                n.on_ack(false, now, p.ack);
-                if p.eliciting {
-                    n.gw_ack.on_receive(now, p.sent, p.pn);
-                } else {
-                    n.gw_ack.saw(p.pn);
-                }
-                for (data, queued) in p.datagrams {
-                    n.acc.up_delay.0 += (now - queued).as_secs_f64() * 1000.0;
-                    n.acc.up_delay.1 += 1;
+                for data in n.arrive(true, now, p) {
                     gateway.handle_datagram(now, k as u64, &data);
                 }
             }
@@ -386,15 +398,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                 gateway.handle_control(now, k as u64, &c);
             }
             while let Some(p) = n.down.poll_deliver(now) {
-                n.on_ack(true, now, p.ack);
-                if p.eliciting {
-                    n.cl_ack.on_receive(now, p.sent, p.pn);
-                } else {
-                    n.cl_ack.saw(p.pn);
-                }
-                for (data, queued) in p.datagrams {
-                    n.acc.down_delay.0 += (now - queued).as_secs_f64() * 1000.0;
-                    n.acc.down_delay.1 += 1;
+                for data in n.arrive(false, now, p) {
                     if let Ok(a) = AudioPacket::decode(&data) {
                         n.record.on_down(now - (t0 - Time::ZERO), a.header.seq, a.header.ts, data.len());
                     }
