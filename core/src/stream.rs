@@ -143,7 +143,10 @@ pub struct ReceiveStats {
 
 pub struct ReceiveStream {
     jitter: JitterBuffer,
-    decoder: Decoder,
+    /// Made on first use and droppable: a decoder with neural PLC/NoLACE holds
+    /// ~190 KiB, and a gateway needs one only for whoever is being mixed.
+    decoder: Option<Decoder>,
+    decoder_complexity: u8,
     pcm: Box<[i16; MAX_FRAME_SAMPLES + CHUNK]>,
     pcm_len: usize,
     decode_errors: u64,
@@ -156,7 +159,8 @@ impl ReceiveStream {
     pub fn new(decoder_complexity: u8, target_delay: Duration) -> Result<Self, CodecError> {
         Ok(ReceiveStream {
             jitter: JitterBuffer::new(target_delay),
-            decoder: Decoder::new(decoder_complexity)?,
+            decoder: Some(Decoder::new(decoder_complexity)?),
+            decoder_complexity,
             pcm: Box::new([0; MAX_FRAME_SAMPLES + CHUNK]),
             pcm_len: 0,
             decode_errors: 0,
@@ -191,6 +195,11 @@ impl ReceiveStream {
             let ts = packet.header.ts.wrapping_sub(u16::from(r.ticks_back));
             self.jitter.insert_recovery(ts, r.payload);
         }
+    }
+
+    /// Frees the decoder until the next decode (which starts from a fresh state).
+    pub fn release_decoder(&mut self) {
+        self.decoder = None;
     }
 
     /// Lets one 20 ms chunk of playout time pass without decoding it: the
@@ -241,7 +250,14 @@ impl ReceiveStream {
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
-                    self.decoder.decode(&p, room).unwrap_or_else(|_| {
+                    let decoded = match self.decoder.as_mut() {
+                        Some(d) => d.decode(&p, room),
+                        None => match Decoder::new(self.decoder_complexity) {
+                            Ok(d) => self.decoder.insert(d).decode(&p, room),
+                            Err(e) => Err(e),
+                        },
+                    };
+                    decoded.unwrap_or_else(|_| {
                         self.decode_errors += 1;
                         0
                     })
@@ -249,7 +265,14 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    self.decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
+                    let concealed = match self.decoder.as_mut() {
+                        Some(d) => d.conceal(&mut room[..n]),
+                        None => match Decoder::new(self.decoder_complexity) {
+                            Ok(d) => self.decoder.insert(d).conceal(&mut room[..n]),
+                            Err(e) => Err(e),
+                        },
+                    };
+                    concealed.unwrap_or_else(|_| {
                         room[..n].fill(0);
                         n
                     })

@@ -34,9 +34,26 @@ pub struct GatewayProcess {
 
 impl GatewayProcess {
     pub fn start(state_dir: &Path, log: &Path) -> anyhow::Result<Self> {
+        Self::start_with(state_dir, log, None, None)
+    }
+
+    /// With a config file, and optionally pinned to one CPU (`taskset -c`).
+    pub fn start_with(state_dir: &Path, log: &Path, config: Option<&Path>, cpu: Option<usize>) -> anyhow::Result<Self> {
         let port = free_udp_port()?;
         let addr = format!("127.0.0.1:{port}");
-        let mut child = Command::new(sibling_binary("lowband-gateway")?)
+        let binary = sibling_binary("lowband-gateway")?;
+        let mut command = match cpu {
+            Some(c) => {
+                let mut t = Command::new("taskset");
+                t.args(["-c", &c.to_string()]).arg(binary);
+                t
+            }
+            None => Command::new(binary),
+        };
+        if let Some(c) = config {
+            command.arg("--config").arg(c);
+        }
+        let mut child = command
             .args(["--listen", &addr, "--state-dir"])
             .arg(state_dir)
             .stdout(Stdio::piped())
@@ -54,6 +71,13 @@ impl GatewayProcess {
         }
         let fingerprint = fingerprint.with_context(|| format!("gateway exited before printing its fingerprint; see {}", log.display()))?;
         Ok(GatewayProcess { child, addr, fingerprint })
+    }
+}
+
+impl GatewayProcess {
+    /// The gateway's process id (taskset execs it, so the id is the gateway's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
