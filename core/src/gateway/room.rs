@@ -360,6 +360,22 @@ impl Room {
         outcome
     }
 
+    /// The gateway fell behind and skips these chunks: media time jumps with
+    /// them, so timestamps keep following the wall clock (listeners conceal the gap).
+    /// Partial frames are dropped and the clock lands on a boundary of every
+    /// frame length (20-120 ms), so all encoders stay aligned.
+    pub(super) fn skip_chunks(&mut self, chunks: u64) {
+        self.chunk_index = (self.chunk_index + chunks).next_multiple_of(12);
+        for e in self.shared.iter_mut().flatten() {
+            e.pending.clear();
+        }
+        for p in self.participants.values_mut() {
+            if let Some(e) = &mut p.down.own {
+                e.pending.clear();
+            }
+        }
+    }
+
     /// Forgets a participant who left (their talker slot frees up next tick).
     pub(super) fn remove(&mut self, id: ParticipantId) -> Option<Participant> {
         let p = self.participants.remove(&id)?;

@@ -111,7 +111,7 @@ async fn session(plan: &Plan, setup: &Setup, leave: Instant, rng: &mut Rng, spee
     let mut seq: u16 = 0;
     let mut ts: u16 = 0;
     let mut sent_last = false;
-    // Talk 2-6 s, pause 1-5 s.
+    // Talk 2-6 s, pause 2-8 s (so a room of several talkers is sometimes quiet).
     let mut turn_end = start + Duration::from_millis(2000 + rng.next_u64() % 4000);
     let mut talking = plan.talker && rng.next_u64() % 2 == 0;
 
@@ -156,7 +156,7 @@ async fn session(plan: &Plan, setup: &Setup, leave: Instant, rng: &mut Rng, spee
                 let now = Instant::now();
                 if now >= turn_end {
                     talking = !talking;
-                    let ms = if talking { 2000 + rng.next_u64() % 4000 } else { 1000 + rng.next_u64() % 4000 };
+                    let ms = if talking { 2000 + rng.next_u64() % 4000 } else { 2000 + rng.next_u64() % 6000 };
                     turn_end = now + Duration::from_millis(ms);
                 }
                 let f = &speech.frames[*speech_pos];

@@ -48,15 +48,25 @@ pub struct LoadArgs {
     /// Most talkers the gateway mixes per room.
     #[arg(long, default_value_t = 3)]
     pub max_talkers: usize,
+    /// The gateway's uplink decoder complexity.
+    #[arg(long, default_value_t = 5)]
+    pub decoder_complexity: u8,
+    /// The gateway's mix encoder complexity (default: the tiers' own).
+    #[arg(long)]
+    pub encoder_complexity: Option<u8>,
     /// Gateway mixer engines (0 = one per core).
     #[arg(long, default_value_t = 1)]
     pub engines: usize,
     /// Pin the gateway to this CPU (taskset), e.g. to model a one-core machine.
     #[arg(long)]
     pub gateway_cpu: Option<usize>,
-    /// Run the generator at this niceness, so it does not starve the gateway.
-    #[arg(long, default_value_t = 10)]
+    /// Run the generator at this niceness (it should not starve the gateway).
+    #[arg(long, default_value_t = 5)]
     pub nice: i32,
+    /// Run the gateway at this niceness (negative needs root: on a machine shared
+    /// with other work, keeps the measured process from being starved by it).
+    #[arg(long, default_value_t = 0)]
+    pub gateway_nice: i32,
     /// Clients per client-side QUIC endpoint (UDP socket).
     #[arg(long, default_value_t = 25)]
     pub per_socket: usize,
@@ -96,8 +106,18 @@ pub struct Summary {
     pub jitter_target_ms: u64,
     /// Mouth-to-ear minus the gateway's fixed receive buffer: what mixing adds.
     pub mixer_added_ms: Quantiles,
+    /// The gateway's own counters over the window (from its /metrics, ±1 s).
+    pub gateway_ticks: f64,
+    pub gateway_skipped_ticks: f64,
+    pub gateway_datagrams_out: f64,
+    pub gateway_quic_packets_sent: f64,
+    pub gateway_quic_packets_lost: f64,
     pub failed_connects: u32,
     pub sessions: u32,
+    pub gateway_nice: i32,
+    pub generator_nice: i32,
+    /// The machine's 1-minute load average at the end (other work shares it).
+    pub load_average: f64,
 }
 
 #[derive(Debug, Serialize, Default, Clone, Copy)]
@@ -128,20 +148,30 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
         let _ = std::process::Command::new("renice").args(["-n", &args.nice.to_string(), "-p", &std::process::id().to_string()]).output();
     }
     let config = args.out.join("gateway.toml");
+    let metrics: std::net::SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     std::fs::write(
         &config,
         format!(
-            "tiers = [\"3g\", \"2g\"]\ndefault_tier = {:?}\nmax_talkers = {}\nengines = {}\njitter_target_ms = {JITTER_TARGET_MS}\nmax_room_size = {}\n",
+            "tiers = [\"3g\", \"2g\"]\ndefault_tier = {:?}\nmax_talkers = {}\nengines = {}\njitter_target_ms = {JITTER_TARGET_MS}\nmax_room_size = {}\nmetrics_listen = \"{metrics}\"\ndecoder_complexity = {}\n{}",
             args.tier,
             args.max_talkers,
             args.engines,
-            args.room_size.max(args.clients)
+            args.room_size.max(args.clients),
+            args.decoder_complexity,
+            args.encoder_complexity.map(|c| format!("encoder_complexity = {c}\n")).unwrap_or_default()
         ),
     )?;
-    let gateway = GatewayProcess::start_with(&args.out.join("gateway-state"), &args.out.join("gateway.log"), Some(&config), args.gateway_cpu)?;
+    let mut prefix: Vec<String> = Vec::new();
+    if args.gateway_nice != 0 {
+        prefix.extend(["nice".into(), "-n".into(), args.gateway_nice.to_string()]);
+    }
+    if let Some(cpu) = args.gateway_cpu {
+        prefix.extend(["taskset".into(), "-c".into(), cpu.to_string()]);
+    }
+    let gateway = GatewayProcess::start_with(&args.out.join("gateway-state"), &args.out.join("gateway.log"), Some(&config), &prefix)?;
     let speech = Arc::new(speech::load()?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let summary = runtime.block_on(drive(args, &gateway, speech))?;
+    let summary = runtime.block_on(drive(args, &gateway, speech, metrics))?;
     drop(gateway);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -151,7 +181,18 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn drive(args: &LoadArgs, gateway: &GatewayProcess, speech: Arc<speech::Speech>) -> anyhow::Result<Summary> {
+/// The gateway's own counters from `/metrics`.
+async fn scrape(addr: std::net::SocketAddr) -> std::collections::HashMap<String, f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut text = String::new();
+    if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        let _ = s.read_to_string(&mut text).await;
+    }
+    text.lines().filter(|l| l.starts_with("lowband_")).filter_map(|l| l.split_once(' ')).filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?))).collect()
+}
+
+async fn drive(args: &LoadArgs, gateway: &GatewayProcess, speech: Arc<speech::Speech>, metrics: std::net::SocketAddr) -> anyhow::Result<Summary> {
     let addr = gateway.addr.parse().context("gateway address")?;
     let pid = gateway.pid();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -192,8 +233,13 @@ async fn drive(args: &LoadArgs, gateway: &GatewayProcess, speech: Arc<speech::Sp
     }
     tokio::time::sleep_until(window.0.into()).await;
     let (cpu0, gen0, w0) = (procstat::cpu_seconds(pid), procstat::cpu_seconds(std::process::id()), Instant::now());
+    let m0 = scrape(metrics).await;
     tokio::time::sleep_until(window.1.into()).await;
     let (cpu1, gen1, w1) = (procstat::cpu_seconds(pid), procstat::cpu_seconds(std::process::id()), Instant::now());
+    // The engine publishes its counters once a second: wait for the window's last.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let m1 = scrape(metrics).await;
+    let delta = |k: &str| m1.get(k).copied().unwrap_or(0.0) - m0.get(k).copied().unwrap_or(0.0);
     let rss_loaded = procstat::rss_kib(pid).unwrap_or(0);
     let mut reports: Vec<ClientReport> = Vec::new();
     for t in tasks {
@@ -230,7 +276,15 @@ async fn drive(args: &LoadArgs, gateway: &GatewayProcess, speech: Arc<speech::Sp
         mouth_to_ear_ms: quantiles(m2e),
         jitter_target_ms: JITTER_TARGET_MS,
         mixer_added_ms: quantiles(added),
+        gateway_ticks: delta("lowband_mixer_ticks_total"),
+        gateway_skipped_ticks: delta("lowband_mixer_skipped_ticks_total"),
+        gateway_datagrams_out: delta("lowband_audio_datagrams_sent_total"),
+        gateway_quic_packets_sent: delta("lowband_wire_sent_packets_total"),
+        gateway_quic_packets_lost: delta("lowband_wire_lost_packets_total"),
         failed_connects: reports.iter().map(|r| r.failed_connects).sum(),
+        gateway_nice: args.gateway_nice,
+        generator_nice: args.nice,
+        load_average: std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0),
         sessions: reports.iter().map(|r| r.sessions).sum(),
     })
 }
@@ -263,5 +317,17 @@ fn print_summary(s: &Summary) {
     println!("  lateness ms        {}  — {:.2} % of packets over 60 ms", q(&s.lateness_ms), s.late_over_60ms_percent);
     println!("  mouth-to-ear ms    {}  ({} samples, talker onset → mix onset at each listener)", q(&s.mouth_to_ear_ms), s.mouth_to_ear_samples);
     println!("  mixer-added ms     {}  (mouth-to-ear − {} ms receive buffer)", q(&s.mixer_added_ms), s.jitter_target_ms);
-    println!("  sessions {}  failed connects {}", s.sessions, s.failed_connects);
+    println!(
+        "  gateway counters   {:.0} room ticks, {:.0} skipped (fell behind); {:.0} mix datagrams; QUIC packets {:.0} sent, {:.0} declared lost",
+        s.gateway_ticks, s.gateway_skipped_ticks, s.gateway_datagrams_out, s.gateway_quic_packets_sent, s.gateway_quic_packets_lost
+    );
+    println!(
+        "  sessions {}  failed connects {}; nice: gateway {}, generator {}; machine load average {:.1} on {} cores",
+        s.sessions,
+        s.failed_connects,
+        s.gateway_nice,
+        s.generator_nice,
+        s.load_average,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
 }
