@@ -173,6 +173,14 @@ impl SendStream {
 
 /// Fills a hole that ends right where the next buffered packet starts from
 /// that packet's in-band FEC (LBRR), which covers exactly the frame before it.
+/// The stream's decoder, made again if it was released.
+fn ensure_decoder(slot: &mut Option<Decoder>, complexity: u8) -> Result<&mut Decoder, CodecError> {
+    match slot {
+        Some(d) => Ok(d),
+        None => Ok(slot.insert(Decoder::new(complexity)?)),
+    }
+}
+
 fn lbrr_fill(jitter: &JitterBuffer, decoder: &mut Decoder, out: &mut [i16]) -> Option<usize> {
     let (ahead, _, payload) = jitter.peek_following().next()?;
     if ahead != 0 || !packet_has_lbrr(payload) {
@@ -237,7 +245,10 @@ pub struct ReceiveStats {
 
 pub struct ReceiveStream {
     jitter: JitterBuffer,
-    decoder: Decoder,
+    /// Made on first use and droppable: a decoder with neural PLC/NoLACE holds
+    /// ~190 KiB, and a gateway needs one only for whoever is being mixed.
+    decoder: Option<Decoder>,
+    decoder_complexity: u8,
     pcm: Box<[i16; MAX_FRAME_SAMPLES + CHUNK]>,
     pcm_len: usize,
     decode_errors: u64,
@@ -254,7 +265,8 @@ impl ReceiveStream {
     pub fn new(decoder_complexity: u8, target_delay: Duration) -> Result<Self, CodecError> {
         Ok(ReceiveStream {
             jitter: JitterBuffer::new(target_delay),
-            decoder: Decoder::new(decoder_complexity)?,
+            decoder: Some(Decoder::new(decoder_complexity)?),
+            decoder_complexity,
             pcm: Box::new([0; MAX_FRAME_SAMPLES + CHUNK]),
             pcm_len: 0,
             decode_errors: 0,
@@ -308,6 +320,11 @@ impl ReceiveStream {
         }
     }
 
+    /// Frees the decoder until the next decode (which starts from a fresh state).
+    pub fn release_decoder(&mut self) {
+        self.decoder = None;
+    }
+
     /// Lets one 20 ms chunk of playout time pass without decoding it: the
     /// mixer's path for someone not selected as a talker, so silent or
     /// unselected uplinks cost a few comparisons instead of a decode.
@@ -356,7 +373,8 @@ impl ReceiveStream {
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
-                    self.decoder.decode(&p, room).unwrap_or_else(|_| {
+                    let decoded = ensure_decoder(&mut self.decoder, self.decoder_complexity).and_then(|d| d.decode(&p, room));
+                    decoded.unwrap_or_else(|_| {
                         self.decode_errors += 1;
                         0
                     })
@@ -364,18 +382,24 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    if let Some(got) = lbrr_fill(&self.jitter, &mut self.decoder, &mut room[..n]) {
-                        self.fec_recovered_samples += got as u64;
-                        got
-                    } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, &mut self.decoder, &mut room[..n]) {
-                        self.dred_recovered_samples += got as u64;
-                        got
-                    } else {
-                        self.decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
-                            room[..n].fill(0);
-                            n
-                        })
-                    }
+                    let repaired = match ensure_decoder(&mut self.decoder, self.decoder_complexity) {
+                        Ok(decoder) => {
+                            if let Some(got) = lbrr_fill(&self.jitter, decoder, &mut room[..n]) {
+                                self.fec_recovered_samples += got as u64;
+                                Some(got)
+                            } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, decoder, &mut room[..n]) {
+                                self.dred_recovered_samples += got as u64;
+                                Some(got)
+                            } else {
+                                decoder.conceal(&mut room[..n]).ok()
+                            }
+                        }
+                        Err(_) => None,
+                    };
+                    repaired.unwrap_or_else(|| {
+                        room[..n].fill(0);
+                        n
+                    })
                 }
             };
             self.pcm_len += got;

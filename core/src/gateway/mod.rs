@@ -43,6 +43,9 @@ pub struct GatewayConfig {
     pub max_talkers: usize,
     /// A talker stays selected this long after their last speech packet.
     pub talker_hangover: Duration,
+    /// Decoder complexity for talkers' uplinks: ≥ 5 deep PLC, 6 LACE, 7
+    /// NoLACE. The neural stages are a large share of a busy gateway's CPU.
+    pub uplink_decoder_complexity: u8,
     /// Receive buffer delay for each talker's uplink.
     pub jitter_target: Duration,
     pub max_room_size: usize,
@@ -100,6 +103,7 @@ impl Default for GatewayConfig {
             default_tier: 0,
             max_talkers: 3,
             talker_hangover: Duration::from_millis(600),
+            uplink_decoder_complexity: 5,
             jitter_target: Duration::from_millis(80),
             max_room_size: 500,
             token_key: None,
@@ -237,6 +241,7 @@ impl Gateway {
                     let behind = (now - room.next_tick).as_millis() as u64 / u64::from(CHUNK_MS) + 1;
                     self.stats.skipped_ticks += behind;
                     room.next_tick = room.next_tick + TICK * behind as u32;
+                    room.skip_chunks(behind);
                     break;
                 }
                 let outcome = room.tick(room.next_tick, &mix, &mut self.out, &mut self.stats);
@@ -409,7 +414,7 @@ impl Gateway {
         let role = token_role.unwrap_or(if room.participants.is_empty() { Role::Host } else { Role::Participant });
         let id = room.next_id;
         let tier = cfg.default_tier.min(cfg.tiers.len().saturating_sub(1));
-        let uplink = match ReceiveStream::new(cfg.tiers[tier].decoder_complexity, cfg.jitter_target) {
+        let uplink = match ReceiveStream::new(cfg.uplink_decoder_complexity, cfg.jitter_target) {
             Ok(s) => s,
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
