@@ -112,7 +112,7 @@ fn at_most_k_talkers_are_mixed_and_silent_listeners_share_one_encode() {
     assert_eq!(call.talker_lists.last().unwrap().len(), 3, "{:?}", call.talker_lists);
 
     let (a, b, c) = (&call.got[&1], &call.got[&7], &call.got[&8]);
-    assert!(a.len() > 50, "listener got {} packets", a.len());
+    assert!(a.len() > 30, "listener got {} packets", a.len());
     let key = |v: &Vec<(u64, Vec<u8>)>| v.iter().map(|(n, d)| (*n, payload(d))).collect::<Vec<_>>();
     assert_eq!(key(a), key(b), "two silent listeners got different encodes");
     assert_eq!(key(a), key(c), "two silent listeners got different encodes");
