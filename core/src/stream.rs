@@ -173,14 +173,6 @@ impl SendStream {
 
 /// Fills a hole that ends right where the next buffered packet starts from
 /// that packet's in-band FEC (LBRR), which covers exactly the frame before it.
-/// The stream's decoder, made again if it was released.
-fn ensure_decoder(slot: &mut Option<Decoder>, complexity: u8) -> Result<&mut Decoder, CodecError> {
-    match slot {
-        Some(d) => Ok(d),
-        None => Ok(slot.insert(Decoder::new(complexity)?)),
-    }
-}
-
 fn lbrr_fill(jitter: &JitterBuffer, decoder: &mut Decoder, out: &mut [i16]) -> Option<usize> {
     let (ahead, _, payload) = jitter.peek_following().next()?;
     if ahead != 0 || !packet_has_lbrr(payload) {
@@ -361,6 +353,17 @@ impl ReceiveStream {
         debug_assert_eq!(out.len(), CHUNK);
         let mut kind = ChunkKind::Audio;
         while self.pcm_len < CHUNK {
+            if self.decoder.is_none() {
+                match Decoder::new(self.decoder_complexity) {
+                    Ok(d) => self.decoder = Some(d),
+                    Err(_) => {
+                        self.decode_errors += 1;
+                        out.fill(0);
+                        return ChunkKind::Silence;
+                    }
+                }
+            }
+            let decoder = self.decoder.as_mut().expect("made above");
             let room = &mut self.pcm[self.pcm_len..self.pcm_len + MAX_FRAME_SAMPLES];
             let got = match self.jitter.pop(now, CHUNK - self.pcm_len) {
                 Pop::Silence if self.pcm_len == 0 => {
@@ -373,8 +376,7 @@ impl ReceiveStream {
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
-                    let decoded = ensure_decoder(&mut self.decoder, self.decoder_complexity).and_then(|d| d.decode(&p, room));
-                    decoded.unwrap_or_else(|_| {
+                    decoder.decode(&p, room).unwrap_or_else(|_| {
                         self.decode_errors += 1;
                         0
                     })
@@ -382,24 +384,18 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    let repaired = match ensure_decoder(&mut self.decoder, self.decoder_complexity) {
-                        Ok(decoder) => {
-                            if let Some(got) = lbrr_fill(&self.jitter, decoder, &mut room[..n]) {
-                                self.fec_recovered_samples += got as u64;
-                                Some(got)
-                            } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, decoder, &mut room[..n]) {
-                                self.dred_recovered_samples += got as u64;
-                                Some(got)
-                            } else {
-                                decoder.conceal(&mut room[..n]).ok()
-                            }
-                        }
-                        Err(_) => None,
-                    };
-                    repaired.unwrap_or_else(|| {
-                        room[..n].fill(0);
-                        n
-                    })
+                    if let Some(got) = lbrr_fill(&self.jitter, decoder, &mut room[..n]) {
+                        self.fec_recovered_samples += got as u64;
+                        got
+                    } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, decoder, &mut room[..n]) {
+                        self.dred_recovered_samples += got as u64;
+                        got
+                    } else {
+                        decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
+                            room[..n].fill(0);
+                            n
+                        })
+                    }
                 }
             };
             self.pcm_len += got;

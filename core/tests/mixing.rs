@@ -112,7 +112,7 @@ fn at_most_k_talkers_are_mixed_and_silent_listeners_share_one_encode() {
     assert_eq!(call.talker_lists.last().unwrap().len(), 3, "{:?}", call.talker_lists);
 
     let (a, b, c) = (&call.got[&1], &call.got[&7], &call.got[&8]);
-    assert!(a.len() > 50, "listener got {} packets", a.len());
+    assert!(a.len() > 30, "listener got {} packets", a.len());
     let key = |v: &Vec<(u64, Vec<u8>)>| v.iter().map(|(n, d)| (*n, payload(d))).collect::<Vec<_>>();
     assert_eq!(key(a), key(b), "two silent listeners got different encodes");
     assert_eq!(key(a), key(c), "two silent listeners got different encodes");
@@ -142,11 +142,14 @@ fn a_listener_changes_tier_and_starts_talking_mid_call_without_a_gap_or_overlap(
     let mut call = Call::new(GatewayConfig::default(), 3);
     let tiers: Vec<String> = call.gw.downlink_tiers().map(String::from).collect();
     assert!(tiers.len() >= 2, "{tiers:?}");
-    assert_eq!(call.gw.downlink_tier(3), Some(tiers[0].as_str()));
+    let start = call.gw.downlink_tier(3).unwrap().to_string();
+    // The leanest tier: its packets are longer than the default's.
+    let other = tiers[0].clone();
+    assert_ne!(start, other);
     for n in 0..300 {
         if n == 101 {
-            call.gw.set_downlink_tier(3, &tiers[1]).unwrap();
-            assert_eq!(call.gw.downlink_tier(3), Some(tiers[1].as_str()));
+            call.gw.set_downlink_tier(3, &other).unwrap();
+            assert_eq!(call.gw.downlink_tier(3), Some(other.as_str()));
         }
         // 2 talks throughout; 3 joins in from chunk 200.
         call.step(n, |c| match c {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lowband_core::gateway::default_tiers;
+use lowband_core::gateway::{default_tiers, DEFAULT_TIER};
 use lowband_core::profile::Profile;
 use serde::Deserialize;
 
@@ -61,7 +61,7 @@ impl Default for Config {
             attendance_dir: None,
             session_gap_secs: 600,
             tiers: default_tiers().into_iter().map(|p| p.name).collect(),
-            default_tier: default_tiers().into_iter().next().map(|p| p.name).unwrap_or_default(),
+            default_tier: DEFAULT_TIER.into(),
             max_talkers: 3,
             talker_hangover_ms: 600,
             engines: 0,

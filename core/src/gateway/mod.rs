@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{CodecError, CHUNK, CHUNK_MS};
-use crate::profile::{Bandwidth, Profile};
+use crate::profile::Profile;
 use crate::stream::ReceiveStream;
 use crate::time::Time;
 use crate::token::{self, TokenError};
@@ -60,21 +60,16 @@ pub struct GatewayConfig {
     pub record: bool,
 }
 
-/// The built-in downlink tiers: "3g" (16 kbit/s wideband, 40 ms) and "2g"
-/// (12 kbit/s, 60 ms packets: fewer packets pay the ~60 bytes of IP/UDP/QUIC
-/// overhead, ~20 kbit/s on the wire). Shared encodes run at complexity 5:
-/// it halves encode cost against 9-10 for ~0.1 PESQ-WB (FACTS.md).
+/// The built-in downlink tiers: the link profile ladder (`2g`, `edge`, `3g`,
+/// `good`, leanest first; see [`Profile::named`]). The mixer's encoders use a
+/// tier's Opus settings (frame length, bitrate, in-band FEC); the ladder's
+/// RED copies and DRED are not added to shared mixes.
 pub fn default_tiers() -> Vec<Profile> {
-    let tier = |name: &str, frame_ms, bitrate_bps| Profile {
-        name: name.into(),
-        frame_ms,
-        bitrate_bps,
-        max_bandwidth: Bandwidth::Wide,
-        complexity: 5,
-        ..Profile::default()
-    };
-    vec![tier("3g", 40, 16_000), tier("2g", 60, 12_000)]
+    Profile::ladder()
 }
+
+/// The tier a new listener starts on when nothing says otherwise.
+pub const DEFAULT_TIER: &str = "3g";
 
 /// [`Gateway::set_downlink_tier`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,7 +95,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             server_name: format!("lowband-gateway {}", env!("CARGO_PKG_VERSION")),
             tiers: default_tiers(),
-            default_tier: 0,
+            default_tier: default_tiers().iter().position(|p| p.name == DEFAULT_TIER).unwrap_or(0),
             max_talkers: 3,
             talker_hangover: Duration::from_millis(600),
             uplink_decoder_complexity: 5,

@@ -152,7 +152,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "tiers = [\"3g\", \"2g\"]\ndefault_tier = {:?}\nmax_talkers = {}\nengines = {}\njitter_target_ms = {JITTER_TARGET_MS}\nmax_room_size = {}\nmetrics_listen = \"{metrics}\"\ndecoder_complexity = {}\n{}",
+            "tiers = [\"2g\", \"edge\", \"3g\", \"good\"]\ndefault_tier = {:?}\nmax_talkers = {}\nengines = {}\njitter_target_ms = {JITTER_TARGET_MS}\nmax_room_size = {}\nmetrics_listen = \"{metrics}\"\ndecoder_complexity = {}\n{}",
             args.tier,
             args.max_talkers,
             args.engines,
