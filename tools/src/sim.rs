@@ -79,7 +79,8 @@ pub struct Second {
     pub second: u64,
     pub up_kbps: f64,
     pub down_kbps: f64,
-    /// Audio datagrams lost on the link (queue, random loss, outages).
+    /// Audio datagrams lost: on the link (queue, random loss, outages) or
+    /// dropped from the sender's full QUIC datagram buffer.
     pub up_loss_pct: f64,
     pub down_loss_pct: f64,
     pub up_delay_ms: Option<f64>,
@@ -100,7 +101,7 @@ pub struct Second {
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkTotals {
     pub client: String,
-    /// Audio datagrams offered to the link and lost on it.
+    /// Audio datagrams sent, and lost on the link or from the send buffer.
     pub up_packets: u64,
     pub up_lost: u64,
     pub down_packets: u64,
