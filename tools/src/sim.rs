@@ -147,7 +147,7 @@ struct Acc {
     up_delay: (f64, u32),
     down_delay: (f64, u32),
     rtt: (f64, u32),
-    /// Audio datagrams offered to each link, and lost on it.
+    /// Audio datagrams handed to each direction, and lost (link or send buffer).
     up_audio: (u64, u64),
     down_audio: (u64, u64),
     concealed: u64,
