@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use crate::codec::{CodecError, Decoder, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
+use crate::codec::{packet_bandwidth, packet_has_lbrr, CodecError, Decoder, Dred, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
 use crate::jitter::{JitterBuffer, JitterStats, Pop};
 use crate::profile::Profile;
+use crate::protect::{Protection, Protector};
 use crate::time::Time;
 use crate::wire::audio::{AudioHeader, AudioLevel, AudioPacket, TICK_SAMPLES};
 
@@ -28,6 +29,9 @@ pub struct SendStream {
     with_level: bool,
     scratch: Box<[u8; MAX_PACKET_BYTES]>,
     stats: SendStats,
+    protector: Protector,
+    /// Both ends run the same libopus, so DRED may be sent.
+    dred: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +48,8 @@ impl SendStream {
     pub fn new(profile: Profile, stream: Option<u32>, with_level: bool) -> Result<Self, CodecError> {
         Ok(SendStream {
             encoder: Encoder::new(&profile)?,
+            protector: Protector::new(&profile),
+            dred: false,
             pending: Vec::with_capacity(profile.frame_samples()),
             profile,
             next_profile: None,
@@ -71,11 +77,45 @@ impl SendStream {
         self.next_profile = Some(profile);
     }
 
+    /// Sets how much loss protection to send (capped by the profile's
+    /// redundancy), e.g. from `Protection::for_loss` on the receiver's report.
+    pub fn set_protection(&mut self, level: Protection) {
+        self.protector.set_level(level);
+        self.apply_codec_protection();
+    }
+
+    /// Allows deep redundancy (DRED), for a peer that runs the same libopus
+    /// (`protect::dred_compatible`); used when the profile asks for it.
+    pub fn set_dred(&mut self, negotiated: bool) {
+        self.dred = negotiated;
+        self.apply_codec_protection();
+    }
+
+    /// libopus's own protection (LBRR, DRED) follows the reported loss.
+    /// The controls take clamped, in-range values, which libopus never refuses.
+    fn apply_codec_protection(&mut self) {
+        let p = &self.profile;
+        let dred_ms = if self.dred { p.redundancy.dred_ms } else { 0 };
+        self.protector.set_dred_active(dred_ms > 0);
+        let loss = if dred_ms > 0 || p.inband_fec { self.protector.level().loss_percent.max(p.expected_loss_percent) } else { p.expected_loss_percent };
+        // Each copy costs more than its nominal rate: its own header, and low-rate VBR undershoots less.
+        let red_bps = self.protector.copies() as u32 * p.redundancy.bitrate_bps * 3 / 2;
+        let primary = if p.redundancy.paid_from_bitrate { p.bitrate_bps.saturating_sub(red_bps).max(6_000) } else { p.bitrate_bps };
+        let _ = self.encoder.set_bitrate(primary);
+        let _ = self.encoder.set_dred_ms(dred_ms);
+        let _ = self.encoder.set_expected_loss(loss);
+    }
+
+    pub fn protection(&self) -> Protection {
+        self.protector.level()
+    }
+
     /// Media time passes without audio (e.g. muted): keeps timestamps honest.
     pub fn skip_chunk(&mut self) {
         self.pending.clear();
         self.ts = self.ts.wrapping_add((CHUNK / TICK_SAMPLES) as u16);
         self.in_talkspurt = false;
+        self.protector.gap();
     }
 
     /// Adds one 20 ms chunk; returns a datagram when a packet is complete and worth sending.
@@ -84,7 +124,9 @@ impl SendStream {
         if self.pending.is_empty() {
             if let Some(p) = self.next_profile.take() {
                 self.encoder.configure(&p)?;
+                self.protector.configure(&p)?;
                 self.profile = p;
+                self.apply_codec_protection();
             }
         }
         self.pending.extend_from_slice(pcm);
@@ -107,21 +149,55 @@ impl SendStream {
         self.silent_dtx = zeros && n <= DTX_MAX_BYTES;
         let voice = n > DTX_MAX_BYTES && !self.encoder.in_dtx();
         let level = self.with_level.then(|| AudioLevel { voice, dbov: dbov(&self.pending) });
-        self.pending.clear();
         self.stats.frames += 1;
         if n <= DTX_MAX_BYTES {
+            self.pending.clear();
             self.stats.dtx_frames += 1;
             self.in_talkspurt = false;
+            self.protector.gap();
             return Ok(None);
         }
         let header = AudioHeader { seq: self.seq, ts: frame_ts, marker: !self.in_talkspurt, stream: self.stream, level };
         self.seq = self.seq.wrapping_add(1);
         self.in_talkspurt = true;
-        let datagram = AudioPacket::new(header, &self.scratch[..n]).to_vec();
+        let mut packet = AudioPacket::new(header, &self.scratch[..n]);
+        self.protector.attach(frame_ts, &mut packet);
+        let datagram = packet.to_vec();
+        self.protector.push_frame(&self.profile, frame_ts, &self.pending, packet_bandwidth(&self.scratch[..n]))?;
+        self.pending.clear();
         self.stats.packets += 1;
         self.stats.bytes += datagram.len() as u64;
         Ok(Some(datagram))
     }
+}
+
+/// Fills a hole that ends right where the next buffered packet starts from
+/// that packet's in-band FEC (LBRR), which covers exactly the frame before it.
+fn lbrr_fill(jitter: &JitterBuffer, decoder: &mut Decoder, out: &mut [i16]) -> Option<usize> {
+    let (ahead, _, payload) = jitter.peek_following().next()?;
+    if ahead != 0 || !packet_has_lbrr(payload) {
+        return None;
+    }
+    decoder.decode_fec(payload, out).ok().filter(|&n| n > 0)
+}
+
+/// Fills a hole that just left the jitter buffer from the DRED of the next
+/// buffered packet, if it reaches back that far.
+fn dred_fill(jitter: &JitterBuffer, dred: &mut Option<(Dred, Option<i64>)>, decoder: &mut Decoder, out: &mut [i16]) -> Option<usize> {
+    let (dred, parsed) = dred.as_mut()?;
+    // The nearest packets may be RED copies, which carry no DRED: look a little further.
+    for (ahead, ts, payload) in jitter.peek_following().take(4) {
+        if *parsed != Some(ts) {
+            dred.parse(payload);
+            *parsed = Some(ts);
+        }
+        // The hole began out.len() samples before the playout point.
+        let offset = ahead + out.len();
+        if dred.available() >= offset {
+            return decoder.decode_dred(dred, offset, out).ok().filter(|&n| n > 0);
+        }
+    }
+    None
 }
 
 /// Level of a frame in -dBov (0 loudest, 127 silent), as RFC 6464 carries it.
@@ -153,6 +229,10 @@ pub struct ReceiveStats {
     pub jitter: JitterStats,
     pub decode_errors: u64,
     pub bad_packets: u64,
+    /// Samples rebuilt from DRED instead of concealed.
+    pub dred_recovered_samples: u64,
+    /// Samples rebuilt from in-band FEC (LBRR) instead of concealed.
+    pub fec_recovered_samples: u64,
 }
 
 pub struct ReceiveStream {
@@ -164,6 +244,10 @@ pub struct ReceiveStream {
     bad_packets: u64,
     /// Whether the last packet decoded carried speech.
     voice: bool,
+    /// Deep-redundancy parser and the media time of the packet it last parsed.
+    dred: Option<(Dred, Option<i64>)>,
+    dred_recovered_samples: u64,
+    fec_recovered_samples: u64,
 }
 
 impl ReceiveStream {
@@ -176,11 +260,28 @@ impl ReceiveStream {
             decode_errors: 0,
             bad_packets: 0,
             voice: false,
+            dred: None,
+            dred_recovered_samples: 0,
+            fec_recovered_samples: 0,
         })
     }
 
+    /// Rebuilds holes from deep redundancy (DRED) when later packets carry it.
+    pub fn enable_dred(&mut self) -> Result<(), CodecError> {
+        if self.dred.is_none() {
+            self.dred = Some((Dred::new()?, None));
+        }
+        Ok(())
+    }
+
     pub fn stats(&self) -> ReceiveStats {
-        ReceiveStats { jitter: self.jitter.stats(), decode_errors: self.decode_errors, bad_packets: self.bad_packets }
+        ReceiveStats {
+            jitter: self.jitter.stats(),
+            decode_errors: self.decode_errors,
+            bad_packets: self.bad_packets,
+            dred_recovered_samples: self.dred_recovered_samples,
+            fec_recovered_samples: self.fec_recovered_samples,
+        }
     }
 
     /// Takes one datagram; malformed ones are counted and dropped.
@@ -263,10 +364,18 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    self.decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
-                        room[..n].fill(0);
-                        n
-                    })
+                    if let Some(got) = lbrr_fill(&self.jitter, &mut self.decoder, &mut room[..n]) {
+                        self.fec_recovered_samples += got as u64;
+                        got
+                    } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, &mut self.decoder, &mut room[..n]) {
+                        self.dred_recovered_samples += got as u64;
+                        got
+                    } else {
+                        self.decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
+                            room[..n].fill(0);
+                            n
+                        })
+                    }
                 }
             };
             self.pcm_len += got;
