@@ -25,6 +25,7 @@ pub mod mixer;
 pub mod profile;
 pub mod rng;
 pub mod stream;
+pub mod stretch;
 pub mod time;
 pub mod token;
 pub mod wire;
