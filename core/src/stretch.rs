@@ -93,11 +93,7 @@ pub fn accelerate(buf: &mut [i16], len: &mut usize) -> Stretch {
     if c < PERIODIC {
         return Stretch::None;
     }
-    for i in 0..l {
-        buf[i] = mix(buf[i], buf[l + i], fade_in(i, l));
-    }
-    buf.copy_within(2 * l..*len, l);
-    *len -= l;
+    remove_period(buf, len, l);
     Stretch::Removed(l)
 }
 
@@ -108,23 +104,46 @@ pub fn expand(buf: &mut [i16], len: &mut usize) -> Stretch {
     if c < PERIODIC || *len + l > buf.len() {
         return Stretch::None;
     }
-    // x[0..2l] becomes x[0..l] ++ fade(x[l..2l] → x[0..l]) ++ x[l..].
+    insert_period(buf, len, l);
+    Stretch::Inserted(l)
+}
+
+/// x[0..2l] becomes fade(x[0..l] → x[l..2l]).
+fn remove_period(buf: &mut [i16], len: &mut usize, l: usize) {
+    for i in 0..l {
+        buf[i] = mix(buf[i], buf[l + i], fade_in(i, l));
+    }
+    buf.copy_within(2 * l..*len, l);
+    *len -= l;
+}
+
+/// x[0..2l] becomes x[0..l] ++ fade(x[l..2l] → x[0..l]) ++ x[l..2l].
+fn insert_period(buf: &mut [i16], len: &mut usize, l: usize) {
     buf.copy_within(l..*len, 2 * l);
     for i in 0..l {
         buf[l + i] = mix(buf[2 * l + i], buf[i], fade_in(i, l));
     }
     *len += l;
-    Stretch::Inserted(l)
+}
+
+/// One operation of [`play_at_rate`]: at this output sample, this many
+/// samples were removed (negative) or inserted (positive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edit {
+    pub at: usize,
+    pub samples: isize,
 }
 
 /// Plays `input` at `rate` (1.1 = 10 % faster, 0.9 = 10 % slower) by the same
 /// operations the receive stream uses: 20 ms chunks out, one operation at most
 /// per chunk, whenever the output is behind or ahead of the wanted length.
-pub fn play_at_rate(input: &[i16], rate: f64) -> Vec<i16> {
+/// Returns the output and where it was edited.
+pub fn play_at_rate(input: &[i16], rate: f64) -> (Vec<i16>, Vec<Edit>) {
     const CHUNK: usize = 20 * SAMPLES_PER_MS;
     // Look-ahead that lets the longest period be found twice over.
     const AHEAD: usize = 2 * MAX_PERIOD;
     let mut out = Vec::with_capacity((input.len() as f64 / rate) as usize + CHUNK);
+    let mut edits = Vec::new();
     let mut buf = vec![0i16; AHEAD + CHUNK + MAX_PERIOD + CHUNK];
     let (mut len, mut fed) = (0usize, 0usize);
     loop {
@@ -142,16 +161,51 @@ pub fn play_at_rate(input: &[i16], rate: f64) -> Vec<i16> {
         let wanted = (consumed as f64 / rate) as i64;
         let behind = out.len() as i64 - wanted;
         if fed < input.len() {
-            if rate > 1.0 && behind > 0 {
-                accelerate(&mut buf, &mut len);
+            let done = if rate > 1.0 && behind > 0 {
+                accelerate(&mut buf, &mut len)
             } else if rate < 1.0 && behind < 0 {
-                expand(&mut buf, &mut len);
+                expand(&mut buf, &mut len)
+            } else {
+                Stretch::None
+            };
+            match done {
+                Stretch::Removed(n) => edits.push(Edit { at: out.len(), samples: -(n as isize) }),
+                Stretch::Inserted(n) => edits.push(Edit { at: out.len(), samples: n as isize }),
+                Stretch::None => {}
             }
         }
         let n = CHUNK.min(len);
         out.extend_from_slice(&buf[..n]);
         buf.copy_within(n..len, 0);
         len -= n;
+    }
+    (out, edits)
+}
+
+/// Undoes `edits` where they were made: a removed period is put back by
+/// repeating one, an inserted one is taken out again, so the result lines up
+/// with the original sample for sample and only the cross-fades differ.
+pub fn undo(stretched: &[i16], edits: &[Edit]) -> Vec<i16> {
+    let mut out = stretched.to_vec();
+    for e in edits.iter().rev() {
+        let mut tail = out.split_off(e.at);
+        let l = e.samples.unsigned_abs();
+        let mut len = tail.len();
+        if e.samples < 0 {
+            if len < l {
+                out.extend(tail);
+                continue;
+            }
+            tail.resize(len + l, 0);
+            insert_period(&mut tail, &mut len, l);
+        } else {
+            if len < 2 * l {
+                out.extend(tail);
+                continue;
+            }
+            remove_period(&mut tail, &mut len, l);
+        }
+        out.extend_from_slice(&tail[..len]);
     }
     out
 }
@@ -216,8 +270,8 @@ mod tests {
     #[test]
     fn playing_at_ten_percent_faster_or_slower_changes_the_length_by_that_much() {
         let x = voiced(16_000, 90);
-        let fast = play_at_rate(&x, 1.1);
-        let slow = play_at_rate(&x, 0.9);
+        let (fast, _) = play_at_rate(&x, 1.1);
+        let (slow, _) = play_at_rate(&x, 0.9);
         let r = |y: &[i16]| x.len() as f64 / y.len() as f64;
         assert!((r(&fast) - 1.1).abs() < 0.02, "{}", r(&fast));
         assert!((r(&slow) - 0.9).abs() < 0.02, "{}", r(&slow));
