@@ -1,8 +1,15 @@
-//! Receive buffer: orders packets by media time and hands them out at a fixed
-//! delay after the first packet of a talkspurt. Deliberately simple; the
-//! adaptive buffer (issue #5) replaces it behind the same interface.
+//! Receive buffer with an adaptive target delay, NetEq-style: each packet's
+//! delay relative to the fastest one of the last 2 s goes into a histogram
+//! with exponential forgetting (~3 s memory); the target is its 0.98 quantile,
+//! raised at once on a spike and lowered at most 50 ms per second. Playout
+//! follows the target by asking the caller to time-stretch decoded speech
+//! ([`JitterBuffer::stretch_wanted`]) and by moving freely in silences.
+//! A missing packet with nothing buffered behind it is waited for (concealed
+//! without advancing), as NetEq's expand does; one with packets behind it is
+//! lost and concealed. After an outage, audio older than the target is dropped
+//! rather than played seconds late.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{packet_samples, SAMPLES_PER_MS};
@@ -10,7 +17,7 @@ use crate::time::Time;
 use crate::wire::audio::{TICK_SAMPLES, TICK_US};
 
 fn ticks_for_samples(samples: usize) -> i64 {
-    (samples / TICK_SAMPLES) as i64
+    samples.div_ceil(TICK_SAMPLES) as i64
 }
 
 /// Extends wrapping 16-bit counters (sequence numbers, timestamps) to i64.
@@ -33,79 +40,348 @@ impl Unwrapper {
 /// What the buffer has for the next slot of playout.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pop {
-    /// Nothing to play: not started, or the talkspurt has ended.
+    /// Nothing to play: not started, or between talkspurts.
     Silence,
     /// The packet that starts at the playout point, and whether it carries
     /// speech (false for a comfort-noise update sent during DTX).
     Packet(Vec<u8>, bool),
-    /// The next packet is missing (lost or late): conceal this many samples.
+    /// The next packet is missing (lost or not yet here): conceal this many samples.
     Missing(usize),
 }
 
+/// Which way playout should be stretched to follow the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StretchWanted {
+    /// Above target: play faster (remove a pitch period).
+    Accelerate,
+    /// Below target: play slower (repeat a pitch period).
+    Expand,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct JitterConfig {
+    /// False: a fixed target of `initial_target` (the old behaviour).
+    pub adaptive: bool,
+    /// Target before any statistics exist (NetEq starts at 80 ms).
+    pub initial_target: Duration,
+    pub min_target: Duration,
+    pub max_target: Duration,
+    /// Quantile of relative delay the target covers.
+    pub quantile: f64,
+    /// Memory of the histogram (time constant of the forgetting).
+    pub memory: Duration,
+    /// How fast the target may fall, ms per second.
+    pub fall_ms_per_s: f64,
+    /// Whether the receive stream time-stretches speech to follow the target.
+    pub stretch: bool,
+}
+
+impl JitterConfig {
+    /// The adaptive buffer with stretching, as lowband runs it.
+    pub fn adaptive() -> Self {
+        JitterConfig {
+            adaptive: true,
+            initial_target: Duration::from_millis(80),
+            min_target: Duration::ZERO,
+            max_target: Duration::from_millis(1000),
+            quantile: 0.98,
+            memory: Duration::from_secs(3),
+            fall_ms_per_s: 50.0,
+            stretch: true,
+        }
+    }
+
+    /// A fixed target delay, no stretching.
+    pub fn fixed(target: Duration) -> Self {
+        JitterConfig { adaptive: false, initial_target: target, stretch: false, ..Self::adaptive() }
+    }
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        Self::adaptive()
+    }
+}
+
+/// Lifetime metrics, named as WebRTC's getStats names NetEq's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JitterStats {
     pub received: u64,
     pub duplicates: u64,
+    /// Arrived after their slot had been played (or concealed).
     pub late: u64,
     pub invalid: u64,
     pub concealed_samples: u64,
+    /// Runs of concealment (each start of one counts once).
+    pub concealment_events: u64,
+    /// Dropped unplayed to catch up (e.g. the backlog after an outage).
     pub skipped_packets: u64,
     /// Holes filled by redundant copies before they had to be concealed.
     pub recovered: u64,
+    pub played_packets: u64,
+    /// Mean and 95th percentile of the time from a packet's arrival to its playout, µs.
+    pub mean_delay_us: u64,
+    pub p95_delay_us: u64,
+    /// Current target delay (relative to the fastest packet), µs.
+    pub target_delay_us: u64,
+    pub inserted_samples: u64,
+    pub removed_samples: u64,
+    /// Concealment runs of 150 ms or more while audio was expected, and their total length.
+    pub interruptions: u64,
+    pub interruption_us: u64,
+    /// Times playout jumped to the target between talkspurts.
+    pub silence_moves: u64,
+}
+
+impl JitterStats {
+    /// Packets that never played because they came too late or were dropped as stale.
+    pub fn late_loss(&self) -> u64 {
+        self.late + self.skipped_packets
+    }
+}
+
+/// Relative delays are kept at this resolution...
+const BIN_US: u64 = 1_000;
+/// ...up to this many bins (2 s); longer delays land in the last one.
+const BINS: usize = 2_000;
+/// Relative delay is measured against the fastest packet of this window.
+const BASE_WINDOW: Duration = Duration::from_secs(2);
+/// After this much concealment with nothing buffered, playout stops waiting.
+const MAX_WAIT_SAMPLES: usize = 200 * SAMPLES_PER_MS;
+/// Concealment runs this long are interruptions (WebRTC's definition).
+const INTERRUPTION_SAMPLES: usize = 150 * SAMPLES_PER_MS;
+/// Above target by more than this: accelerate.
+const ACCELERATE_ABOVE_US: i64 = 10_000;
+/// A packet due this long ago at the target is stale once playout has stopped.
+const STALE_US: i64 = 40_000;
+/// Beyond target + this much buffered, old packets are dropped to catch up.
+const MAX_EXCESS_US: i64 = 300_000;
+
+#[derive(Debug)]
+struct Entry {
+    payload: Vec<u8>,
+    voice: bool,
+    arrival: Time,
+}
+
+/// The relative-delay histogram and the target it gives.
+#[derive(Debug)]
+struct DelayEstimator {
+    /// (arrival, arrival − media time) over the last [`BASE_WINDOW`].
+    history: VecDeque<(Time, i64)>,
+    bins: Vec<f64>,
+    total: f64,
+    /// Weight of the next sample; grows instead of decaying every bin.
+    weight: f64,
+    target_us: f64,
+    last_update: Option<Time>,
+}
+
+impl DelayEstimator {
+    fn new(initial_us: f64) -> Self {
+        DelayEstimator { history: VecDeque::new(), bins: vec![0.0; BINS], total: 0.0, weight: 1.0, target_us: initial_us, last_update: None }
+    }
+
+    /// Arrival minus media time of the fastest recent packet (the delay floor).
+    fn base(&self) -> Option<i64> {
+        self.history.iter().map(|&(_, a)| a).min()
+    }
+
+    /// Relative delay of a packet with this arrival offset, in µs.
+    fn relative(&self, offset: i64) -> i64 {
+        self.base().map_or(0, |b| (offset - b).max(0))
+    }
+
+    fn observe(&mut self, now: Time, offset: i64, packet_us: u64, cfg: &JitterConfig) {
+        while self.history.front().is_some_and(|&(t, _)| t + BASE_WINDOW < now) {
+            self.history.pop_front();
+        }
+        self.history.push_back((now, offset));
+        let rel = self.relative(offset) as u64;
+        // Forget per packet so the memory is in time whatever the packet size.
+        let forget = (-(packet_us as f64) / cfg.memory.as_micros() as f64).exp();
+        self.weight /= forget;
+        if self.weight > 1e200 {
+            self.bins.iter_mut().for_each(|b| *b /= self.weight);
+            self.total /= self.weight;
+            self.weight = 1.0;
+        }
+        let bin = ((rel / BIN_US) as usize).min(BINS - 1);
+        self.bins[bin] += self.weight;
+        self.total += self.weight;
+        let raw = self.quantile(cfg.quantile);
+        let lo = cfg.min_target.as_micros() as f64;
+        let hi = cfg.max_target.as_micros() as f64;
+        let raw = raw.clamp(lo, hi);
+        let dt = self.last_update.map_or(0.0, |t| now.saturating_since(t).as_secs_f64());
+        self.last_update = Some(now);
+        self.target_us = if raw >= self.target_us { raw } else { raw.max(self.target_us - cfg.fall_ms_per_s * 1000.0 * dt) };
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        let want = self.total * q;
+        let mut acc = 0.0;
+        for (i, &b) in self.bins.iter().enumerate() {
+            acc += b;
+            if acc >= want {
+                return ((i as u64 + 1) * BIN_US) as f64;
+            }
+        }
+        (BINS as u64 * BIN_US) as f64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the first packet of a talkspurt to be due.
+    Idle,
+    Playing,
 }
 
 #[derive(Debug)]
 pub struct JitterBuffer {
-    target: Duration,
+    cfg: JitterConfig,
     ts: Unwrapper,
-    packets: BTreeMap<i64, (Vec<u8>, bool)>,
-    /// Media time (ticks) of the next sample to play, and when playout may start.
-    playout: Option<(i64, Time)>,
-    missing_run: usize,
+    packets: BTreeMap<i64, Entry>,
+    state: State,
+    /// Media time (ticks) of the next sample to play.
+    next: i64,
+    /// Playout lead over the fastest packet at the last packet played, µs.
+    lead_us: Option<i64>,
+    estimator: DelayEstimator,
+    /// Samples concealed in a row with nothing buffered (waiting for a packet).
+    waiting: usize,
+    /// Samples concealed in a row, for interruptions.
+    concealed_run: usize,
+    /// Stale or late packets arrived during the current run: audio was sent, so it is an interruption.
+    run_saw_audio: bool,
+    delays: DelayHistogram,
     stats: JitterStats,
 }
 
-/// After this much concealment with nothing buffered, the talkspurt is over.
-const END_OF_SPURT_SAMPLES: usize = 200 * SAMPLES_PER_MS;
-/// Beyond target + this much buffered, old packets are dropped to catch up.
-const MAX_EXCESS: Duration = Duration::from_millis(300);
+/// Arrival-to-playout delays, 1 ms bins up to 10 s, for mean and p95.
+#[derive(Debug)]
+struct DelayHistogram {
+    bins: Vec<u32>,
+    sum_us: u64,
+    count: u64,
+}
+
+impl DelayHistogram {
+    fn add(&mut self, us: u64) {
+        let i = ((us / 1000) as usize).min(self.bins.len() - 1);
+        self.bins[i] += 1;
+        self.sum_us += us;
+        self.count += 1;
+    }
+
+    fn percentile_us(&self, p: f64) -> u64 {
+        let want = (self.count as f64 * p).ceil() as u64;
+        let mut acc = 0u64;
+        for (i, &b) in self.bins.iter().enumerate() {
+            acc += u64::from(b);
+            if acc >= want && want > 0 {
+                return (i as u64 + 1) * 1000;
+            }
+        }
+        0
+    }
+}
+
+fn ts_us(ts: i64) -> i64 {
+    ts * TICK_US as i64
+}
 
 impl JitterBuffer {
-    pub fn new(target: Duration) -> Self {
-        JitterBuffer { target, ts: Unwrapper::default(), packets: BTreeMap::new(), playout: None, missing_run: 0, stats: JitterStats::default() }
+    pub fn new(cfg: JitterConfig) -> Self {
+        JitterBuffer {
+            estimator: DelayEstimator::new(cfg.initial_target.as_micros() as f64),
+            cfg,
+            ts: Unwrapper::default(),
+            packets: BTreeMap::new(),
+            state: State::Idle,
+            next: 0,
+            lead_us: None,
+            waiting: 0,
+            concealed_run: 0,
+            run_saw_audio: false,
+            delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
+            stats: JitterStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &JitterConfig {
+        &self.cfg
+    }
+
+    /// The target delay now (over the fastest recent packet).
+    pub fn target(&self) -> Duration {
+        Duration::from_micros(self.target_us() as u64)
+    }
+
+    fn target_us(&self) -> i64 {
+        if self.cfg.adaptive {
+            self.estimator.target_us as i64
+        } else {
+            self.cfg.initial_target.as_micros() as i64
+        }
     }
 
     pub fn stats(&self) -> JitterStats {
-        self.stats
+        let mut s = self.stats;
+        s.mean_delay_us = self.delays.sum_us.checked_div(self.delays.count).unwrap_or(0);
+        s.p95_delay_us = self.delays.percentile_us(0.95);
+        s.target_delay_us = self.target_us() as u64;
+        s
     }
 
     pub fn insert(&mut self, now: Time, ts: u16, payload: &[u8], voice: bool) {
         let ts = self.ts.extend(ts);
         self.stats.received += 1;
-        match self.playout {
-            Some((next, _)) if ts < next => {
-                self.stats.late += 1;
+        let offset = now.as_micros() as i64 - ts_us(ts);
+        if self.state == State::Playing && ts < self.next {
+            self.stats.late += 1;
+            self.run_saw_audio = true;
+            // Late but informative: it says how much more delay was needed.
+            self.observe(now, offset, payload);
+            return;
+        }
+        if self.packets.contains_key(&ts) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        // Once playout has stopped waiting, a backlog arriving after an outage
+        // is stale: played, it would put seconds of delay on the call.
+        if self.state == State::Idle && self.estimator.base().is_some() {
+            let rel = offset - self.estimator.base().unwrap_or(offset);
+            if rel > self.target_us() + STALE_US + ts_us(ticks_for_samples(packet_samples(payload).unwrap_or(0))) {
+                self.stats.skipped_packets += 1;
+                self.run_saw_audio = true;
                 return;
             }
-            None => self.playout = Some((ts, now + self.target)),
-            _ => {}
         }
-        if self.packets.insert(ts, (payload.to_vec(), voice)).is_some() {
-            self.stats.duplicates += 1;
-        }
+        self.observe(now, offset, payload);
+        self.packets.insert(ts, Entry { payload: payload.to_vec(), voice, arrival: now });
         self.catch_up();
     }
 
+    fn observe(&mut self, now: Time, offset: i64, payload: &[u8]) {
+        let packet_us = packet_samples(payload).map_or(20_000, |n| (n / SAMPLES_PER_MS * 1000) as u64);
+        self.estimator.observe(now, offset, packet_us.max(2_500), &self.cfg);
+    }
+
     fn catch_up(&mut self) {
-        let (Some((next, start)), Some(&newest)) = (self.playout, self.packets.keys().next_back()) else { return };
-        let span_ms = (newest - next) as u64 * TICK_US / 1000;
-        let limit = (self.target + MAX_EXCESS).as_millis() as u64;
-        if span_ms > limit {
-            let new_next = newest - (self.target.as_micros() as u64 / TICK_US) as i64;
+        if self.state != State::Playing {
+            return;
+        }
+        let Some(&newest) = self.packets.keys().next_back() else { return };
+        let span_us = ts_us(newest - self.next);
+        if span_us > self.target_us() + MAX_EXCESS_US {
+            let new_next = newest - self.target_us() / TICK_US as i64;
             let keep = self.packets.split_off(&new_next);
             self.stats.skipped_packets += self.packets.len() as u64;
             self.packets = keep;
-            self.playout = Some((new_next, start));
+            self.next = new_next;
         }
     }
 
@@ -114,47 +390,124 @@ impl JitterBuffer {
     /// Returns true when it was used.
     pub fn insert_recovery(&mut self, ts: u16, payload: &[u8]) -> bool {
         let ts = self.ts.extend(ts);
-        let playable = self.playout.is_some_and(|(next, _)| ts >= next);
+        let playable = self.state == State::Playing && ts >= self.next;
         if !playable || self.packets.contains_key(&ts) {
             return false;
         }
-        self.packets.insert(ts, (payload.to_vec(), true));
+        // Arrival time unknown to the estimator: count it as arriving with its slot.
+        let arrival = Time::ZERO;
+        self.packets.insert(ts, Entry { payload: payload.to_vec(), voice: true, arrival });
         self.stats.recovered += 1;
         true
     }
 
+    /// Lead of playout at `now` for media time `ts` over the fastest recent packet, µs.
+    fn lead_at(&self, now: Time, ts: i64) -> i64 {
+        now.as_micros() as i64 - ts_us(ts) - self.estimator.base().unwrap_or(now.as_micros() as i64 - ts_us(ts))
+    }
+
     /// Takes what plays next. `want` is the samples the caller needs, used to size concealment.
     pub fn pop(&mut self, now: Time, want: usize) -> Pop {
-        let Some((next, start)) = self.playout else { return Pop::Silence };
-        if now < start {
-            return Pop::Silence;
+        if self.state == State::Idle {
+            // Between talkspurts: start the next one when it is due at the
+            // target (this is where playout moves without stretching).
+            let Some((&ts, _)) = self.packets.first_key_value() else { return Pop::Silence };
+            if self.lead_at(now, ts) < self.target_us() {
+                return Pop::Silence;
+            }
+            self.state = State::Playing;
+            self.next = ts;
+            self.stats.silence_moves += 1;
         }
         // Drop anything that overlaps what was already played.
         while let Some(entry) = self.packets.first_entry() {
-            if *entry.key() >= next {
+            if *entry.key() >= self.next {
                 break;
             }
             entry.remove();
             self.stats.late += 1;
         }
-        if let Some((payload, voice)) = self.packets.remove(&next) {
-            match packet_samples(&payload) {
+        if let Some(e) = self.packets.remove(&self.next) {
+            match packet_samples(&e.payload) {
                 Ok(n) if n > 0 => {
-                    self.playout = Some((next + ticks_for_samples(n), start));
-                    self.missing_run = 0;
-                    return Pop::Packet(payload, voice);
+                    self.end_run(true);
+                    self.lead_us = Some(self.lead_at(now, self.next));
+                    if e.arrival > Time::ZERO {
+                        self.delays.add(now.saturating_since(e.arrival).as_micros() as u64);
+                    }
+                    self.stats.played_packets += 1;
+                    self.next += ticks_for_samples(n);
+                    return Pop::Packet(e.payload, e.voice);
                 }
                 _ => self.stats.invalid += 1,
             }
         }
-        if self.packets.is_empty() && self.missing_run >= END_OF_SPURT_SAMPLES {
-            self.playout = None;
-            self.missing_run = 0;
-            return Pop::Silence;
+        if self.concealed_run == 0 {
+            self.stats.concealment_events += 1;
         }
-        self.missing_run += want;
-        self.stats.concealed_samples += want as u64;
-        self.playout = Some((next + ticks_for_samples(want), start));
-        Pop::Missing(want)
+        let Some((&ahead, _)) = self.packets.first_key_value() else {
+            // Nothing behind it: the packet is late, not lost. Wait for it
+            // (conceal without advancing), which raises the delay as needed.
+            self.waiting += want;
+            if self.waiting >= MAX_WAIT_SAMPLES {
+                self.end_run(self.run_saw_audio);
+                self.state = State::Idle;
+                self.lead_us = None;
+                return Pop::Silence;
+            }
+            self.conceal(want);
+            return Pop::Missing(want);
+        };
+        // Packets behind the hole: it is lost; conceal up to the next one.
+        self.waiting = 0;
+        let n = want.min((ahead - self.next) as usize * TICK_SAMPLES);
+        self.next += ticks_for_samples(n);
+        self.conceal(n);
+        Pop::Missing(n)
+    }
+
+    fn conceal(&mut self, n: usize) {
+        self.concealed_run += n;
+        self.stats.concealed_samples += n as u64;
+    }
+
+    /// A concealment run is over; it was an interruption if long and audio was expected.
+    fn end_run(&mut self, expected: bool) {
+        if expected && self.concealed_run >= INTERRUPTION_SAMPLES {
+            self.stats.interruptions += 1;
+            self.stats.interruption_us += (self.concealed_run / SAMPLES_PER_MS * 1000) as u64;
+        }
+        self.concealed_run = 0;
+        self.run_saw_audio = false;
+        self.waiting = 0;
+    }
+
+    /// Which way the caller should stretch the audio of the packet just popped, if any.
+    pub fn stretch_wanted(&self) -> Option<StretchWanted> {
+        if !self.cfg.stretch {
+            return None;
+        }
+        let lead = self.lead_us?;
+        let target = self.target_us();
+        if lead > target + ACCELERATE_ABOVE_US {
+            Some(StretchWanted::Accelerate)
+        } else if lead < target {
+            Some(StretchWanted::Expand)
+        } else {
+            None
+        }
+    }
+
+    /// The caller stretched playout by this many samples (negative: removed).
+    pub fn stretched(&mut self, samples: isize) {
+        if samples < 0 {
+            self.stats.removed_samples += samples.unsigned_abs() as u64;
+        } else {
+            self.stats.inserted_samples += samples as u64;
+        }
+        if let Some(l) = self.lead_us.as_mut() {
+            // Removing samples brings the next packet's slot earlier.
+            *l += samples as i64 * 1000 / SAMPLES_PER_MS as i64;
+        }
     }
 }

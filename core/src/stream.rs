@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use crate::codec::{CodecError, Decoder, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
-use crate::jitter::{JitterBuffer, JitterStats, Pop};
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Pop, StretchWanted};
 use crate::profile::Profile;
+use crate::stretch::{self, Stretch};
 use crate::time::Time;
 use crate::wire::audio::{AudioHeader, AudioLevel, AudioPacket, TICK_SAMPLES};
 
@@ -144,7 +145,8 @@ pub struct ReceiveStats {
 pub struct ReceiveStream {
     jitter: JitterBuffer,
     decoder: Decoder,
-    pcm: Box<[i16; MAX_FRAME_SAMPLES + CHUNK]>,
+    /// Decoded audio not yet pulled; room for one repeated pitch period.
+    pcm: Box<[i16; MAX_FRAME_SAMPLES + CHUNK + stretch::MAX_PERIOD]>,
     pcm_len: usize,
     decode_errors: u64,
     bad_packets: u64,
@@ -153,11 +155,16 @@ pub struct ReceiveStream {
 }
 
 impl ReceiveStream {
+    /// A stream with a fixed-delay buffer and no stretching.
     pub fn new(decoder_complexity: u8, target_delay: Duration) -> Result<Self, CodecError> {
+        Self::with_config(decoder_complexity, JitterConfig::fixed(target_delay))
+    }
+
+    pub fn with_config(decoder_complexity: u8, jitter: JitterConfig) -> Result<Self, CodecError> {
         Ok(ReceiveStream {
-            jitter: JitterBuffer::new(target_delay),
+            jitter: JitterBuffer::new(jitter),
             decoder: Decoder::new(decoder_complexity)?,
-            pcm: Box::new([0; MAX_FRAME_SAMPLES + CHUNK]),
+            pcm: Box::new([0; MAX_FRAME_SAMPLES + CHUNK + stretch::MAX_PERIOD]),
             pcm_len: 0,
             decode_errors: 0,
             bad_packets: 0,
@@ -193,6 +200,23 @@ impl ReceiveStream {
         }
     }
 
+    /// Stretches the decoded audio (of which `decoded` samples are new) one
+    /// pitch period toward the buffer's target, when the buffer asks.
+    fn follow_target(&mut self, decoded: usize) {
+        let mut len = self.pcm_len + decoded;
+        let done = match self.jitter.stretch_wanted() {
+            Some(StretchWanted::Accelerate) => stretch::accelerate(&mut self.pcm[..], &mut len),
+            Some(StretchWanted::Expand) => stretch::expand(&mut self.pcm[..], &mut len),
+            None => Stretch::None,
+        };
+        match done {
+            Stretch::Removed(n) => self.jitter.stretched(-(n as isize)),
+            Stretch::Inserted(n) => self.jitter.stretched(n as isize),
+            Stretch::None => {}
+        }
+        self.pcm_len = len;
+    }
+
     /// Fills `out` (one 20 ms chunk) with what plays now.
     pub fn pull_chunk(&mut self, now: Time, out: &mut [i16]) -> ChunkKind {
         debug_assert_eq!(out.len(), CHUNK);
@@ -210,10 +234,15 @@ impl ReceiveStream {
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
-                    self.decoder.decode(&p, room).unwrap_or_else(|_| {
+                    let n = self.decoder.decode(&p, room).unwrap_or_else(|_| {
                         self.decode_errors += 1;
                         0
-                    })
+                    });
+                    if voice && n > 0 {
+                        self.follow_target(n);
+                        continue;
+                    }
+                    n
                 }
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
