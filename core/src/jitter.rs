@@ -6,8 +6,11 @@
 //! ([`JitterBuffer::stretch_wanted`]) and by moving freely in silences.
 //! A missing packet with nothing buffered behind it is waited for (concealed
 //! without advancing), as NetEq's expand does; one with packets behind it is
-//! lost and concealed. After an outage, audio older than the target is dropped
-//! rather than played seconds late.
+//! lost and concealed. A gap in media time with no gap in sequence numbers is
+//! a DTX silence: playout jumps it when the next talkspurt is due at the
+//! target. The backlog after an outage is played and then caught up by
+//! accelerating, unless it exceeds `max_delay`; its delays stay out of the
+//! histogram so one outage does not inflate the target for seconds.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -66,6 +69,8 @@ pub struct JitterConfig {
     pub initial_target: Duration,
     pub min_target: Duration,
     pub max_target: Duration,
+    /// Audio older than this at playout is dropped, not played.
+    pub max_delay: Duration,
     /// Quantile of relative delay the target covers.
     pub quantile: f64,
     /// Memory of the histogram (time constant of the forgetting).
@@ -84,6 +89,7 @@ impl JitterConfig {
             initial_target: Duration::from_millis(80),
             min_target: Duration::ZERO,
             max_target: Duration::from_millis(1000),
+            max_delay: Duration::from_secs(10),
             quantile: 0.98,
             memory: Duration::from_secs(3),
             fall_ms_per_s: 50.0,
@@ -146,19 +152,18 @@ const BIN_US: u64 = 1_000;
 const BINS: usize = 2_000;
 /// Relative delay is measured against the fastest packet of this window.
 const BASE_WINDOW: Duration = Duration::from_secs(2);
-/// After this much concealment with nothing buffered, playout stops waiting.
-const MAX_WAIT_SAMPLES: usize = 200 * SAMPLES_PER_MS;
-/// Concealment runs this long are interruptions (WebRTC's definition).
-const INTERRUPTION_SAMPLES: usize = 150 * SAMPLES_PER_MS;
+/// After this much concealment while waiting, play silence (PLC has faded anyway).
+const MAX_CONCEAL_SAMPLES: usize = 200 * SAMPLES_PER_MS;
+/// Waits this long are interruptions (WebRTC's definition).
+const INTERRUPTION: Duration = Duration::from_millis(150);
 /// Above target by more than this: accelerate.
 const ACCELERATE_ABOVE_US: i64 = 10_000;
-/// A packet due this long ago at the target is stale once playout has stopped.
-const STALE_US: i64 = 40_000;
-/// Beyond target + this much buffered, old packets are dropped to catch up.
-const MAX_EXCESS_US: i64 = 300_000;
+/// Relative delays this far above the target are outage backlog, not jitter.
+const OUTLIER_US: i64 = 200_000;
 
 #[derive(Debug)]
 struct Entry {
+    seq: Option<i64>,
     payload: Vec<u8>,
     voice: bool,
     arrival: Time,
@@ -233,7 +238,7 @@ impl DelayEstimator {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Waiting for the first packet of a talkspurt to be due.
+    /// Waiting for the first packet to be due.
     Idle,
     Playing,
 }
@@ -242,19 +247,22 @@ enum State {
 pub struct JitterBuffer {
     cfg: JitterConfig,
     ts: Unwrapper,
+    seq: Unwrapper,
     packets: BTreeMap<i64, Entry>,
     state: State,
     /// Media time (ticks) of the next sample to play.
     next: i64,
+    /// Sequence number of the last packet played.
+    last_seq: Option<i64>,
     /// Playout lead over the fastest packet at the last packet played, µs.
     lead_us: Option<i64>,
     estimator: DelayEstimator,
-    /// Samples concealed in a row with nothing buffered (waiting for a packet).
+    /// Since when nothing has been buffered for the next slot (waiting for it).
+    waiting_since: Option<Time>,
+    /// Samples concealed while waiting.
     waiting: usize,
-    /// Samples concealed in a row, for interruptions.
-    concealed_run: usize,
-    /// Stale or late packets arrived during the current run: audio was sent, so it is an interruption.
-    run_saw_audio: bool,
+    /// Inside a run of concealment (for counting events).
+    concealing: bool,
     delays: DelayHistogram,
     stats: JitterStats,
 }
@@ -298,13 +306,15 @@ impl JitterBuffer {
             estimator: DelayEstimator::new(cfg.initial_target.as_micros() as f64),
             cfg,
             ts: Unwrapper::default(),
+            seq: Unwrapper::default(),
             packets: BTreeMap::new(),
             state: State::Idle,
             next: 0,
+            last_seq: None,
             lead_us: None,
+            waiting_since: None,
             waiting: 0,
-            concealed_run: 0,
-            run_saw_audio: false,
+            concealing: false,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
             stats: JitterStats::default(),
         }
@@ -335,13 +345,19 @@ impl JitterBuffer {
         s
     }
 
+    /// A packet without a sequence number: media-time gaps count as losses.
     pub fn insert(&mut self, now: Time, ts: u16, payload: &[u8], voice: bool) {
+        self.insert_seq(now, None, ts, payload, voice);
+    }
+
+    /// A packet; its sequence number tells DTX silences from losses.
+    pub fn insert_seq(&mut self, now: Time, seq: Option<u16>, ts: u16, payload: &[u8], voice: bool) {
         let ts = self.ts.extend(ts);
+        let seq = seq.map(|s| self.seq.extend(s));
         self.stats.received += 1;
         let offset = now.as_micros() as i64 - ts_us(ts);
         if self.state == State::Playing && ts < self.next {
             self.stats.late += 1;
-            self.run_saw_audio = true;
             // Late but informative: it says how much more delay was needed.
             self.observe(now, offset, payload);
             return;
@@ -350,39 +366,39 @@ impl JitterBuffer {
             self.stats.duplicates += 1;
             return;
         }
-        // Once playout has stopped waiting, a backlog arriving after an outage
-        // is stale: played, it would put seconds of delay on the call.
-        if self.state == State::Idle && self.estimator.base().is_some() {
-            let rel = offset - self.estimator.base().unwrap_or(offset);
-            if rel > self.target_us() + STALE_US + ts_us(ticks_for_samples(packet_samples(payload).unwrap_or(0))) {
-                self.stats.skipped_packets += 1;
-                self.run_saw_audio = true;
-                return;
-            }
-        }
         self.observe(now, offset, payload);
-        self.packets.insert(ts, Entry { payload: payload.to_vec(), voice, arrival: now });
-        self.catch_up();
+        self.packets.insert(ts, Entry { seq, payload: payload.to_vec(), voice, arrival: now });
+        self.catch_up(now);
     }
 
     fn observe(&mut self, now: Time, offset: i64, payload: &[u8]) {
+        if self.estimator.base().is_some() && self.estimator.relative(offset) > self.target_us() + OUTLIER_US {
+            return;
+        }
         let packet_us = packet_samples(payload).map_or(20_000, |n| (n / SAMPLES_PER_MS * 1000) as u64);
         self.estimator.observe(now, offset, packet_us.max(2_500), &self.cfg);
     }
 
-    fn catch_up(&mut self) {
+    /// Drops what is older than `max_delay` at playout.
+    fn catch_up(&mut self, now: Time) {
         if self.state != State::Playing {
             return;
         }
-        let Some(&newest) = self.packets.keys().next_back() else { return };
-        let span_us = ts_us(newest - self.next);
-        if span_us > self.target_us() + MAX_EXCESS_US {
-            let new_next = newest - self.target_us() / TICK_US as i64;
-            let keep = self.packets.split_off(&new_next);
-            self.stats.skipped_packets += self.packets.len() as u64;
-            self.packets = keep;
-            self.next = new_next;
+        let max = self.cfg.max_delay.as_micros() as i64;
+        if self.lead_at(now, self.next) <= max + self.target_us() {
+            return;
         }
+        // Media time that would play at the target now.
+        let base = self.estimator.base().unwrap_or(0);
+        let new_next = (now.as_micros() as i64 - base - self.target_us()) / TICK_US as i64;
+        if new_next <= self.next {
+            return;
+        }
+        let keep = self.packets.split_off(&new_next);
+        self.stats.skipped_packets += self.packets.len() as u64;
+        self.packets = keep;
+        self.next = new_next;
+        self.last_seq = None;
     }
 
     /// Offers a redundant copy of an earlier frame (from RED, LBRR or DRED):
@@ -394,30 +410,27 @@ impl JitterBuffer {
         if !playable || self.packets.contains_key(&ts) {
             return false;
         }
-        // Arrival time unknown to the estimator: count it as arriving with its slot.
-        let arrival = Time::ZERO;
-        self.packets.insert(ts, Entry { payload: payload.to_vec(), voice: true, arrival });
+        // No arrival time of its own: kept out of the delay statistics.
+        self.packets.insert(ts, Entry { seq: None, payload: payload.to_vec(), voice: true, arrival: Time::ZERO });
         self.stats.recovered += 1;
         true
     }
 
     /// Lead of playout at `now` for media time `ts` over the fastest recent packet, µs.
     fn lead_at(&self, now: Time, ts: i64) -> i64 {
-        now.as_micros() as i64 - ts_us(ts) - self.estimator.base().unwrap_or(now.as_micros() as i64 - ts_us(ts))
+        let offset = now.as_micros() as i64 - ts_us(ts);
+        offset - self.estimator.base().unwrap_or(offset)
     }
 
     /// Takes what plays next. `want` is the samples the caller needs, used to size concealment.
     pub fn pop(&mut self, now: Time, want: usize) -> Pop {
         if self.state == State::Idle {
-            // Between talkspurts: start the next one when it is due at the
-            // target (this is where playout moves without stretching).
             let Some((&ts, _)) = self.packets.first_key_value() else { return Pop::Silence };
             if self.lead_at(now, ts) < self.target_us() {
                 return Pop::Silence;
             }
             self.state = State::Playing;
             self.next = ts;
-            self.stats.silence_moves += 1;
         }
         // Drop anything that overlaps what was already played.
         while let Some(entry) = self.packets.first_entry() {
@@ -427,59 +440,81 @@ impl JitterBuffer {
             entry.remove();
             self.stats.late += 1;
         }
+        let ahead = self.packets.first_key_value().map(|(&ts, e)| (ts, e.seq));
+        if let Some((ts, seq)) = ahead {
+            let contiguous = match (self.last_seq, seq) {
+                (Some(l), Some(s)) => s == l + 1,
+                _ => false,
+            };
+            if ts > self.next && (contiguous || self.waiting_since.is_some()) {
+                // Nothing was lost: the gap is a DTX silence (or what an
+                // outage took is gone anyway). Jump it when the next
+                // talkspurt is due at the target: playout moves here.
+                if self.lead_at(now, ts) < self.target_us() {
+                    return self.wait(now, want, false);
+                }
+                self.next = ts;
+                self.stats.silence_moves += 1;
+                self.waiting_since = None;
+                self.waiting = 0;
+            }
+        }
         if let Some(e) = self.packets.remove(&self.next) {
             match packet_samples(&e.payload) {
                 Ok(n) if n > 0 => {
-                    self.end_run(true);
+                    if let Some(since) = self.waiting_since.take() {
+                        let waited = now.saturating_since(since);
+                        if waited >= INTERRUPTION {
+                            self.stats.interruptions += 1;
+                            self.stats.interruption_us += waited.as_micros() as u64;
+                        }
+                    }
+                    self.waiting = 0;
+                    self.concealing = false;
                     self.lead_us = Some(self.lead_at(now, self.next));
                     if e.arrival > Time::ZERO {
                         self.delays.add(now.saturating_since(e.arrival).as_micros() as u64);
                     }
                     self.stats.played_packets += 1;
+                    self.last_seq = e.seq.or(self.last_seq.map(|l| l + 1));
                     self.next += ticks_for_samples(n);
                     return Pop::Packet(e.payload, e.voice);
                 }
                 _ => self.stats.invalid += 1,
             }
         }
-        if self.concealed_run == 0 {
-            self.stats.concealment_events += 1;
-        }
         let Some((&ahead, _)) = self.packets.first_key_value() else {
-            // Nothing behind it: the packet is late, not lost. Wait for it
-            // (conceal without advancing), which raises the delay as needed.
-            self.waiting += want;
-            if self.waiting >= MAX_WAIT_SAMPLES {
-                self.end_run(self.run_saw_audio);
-                self.state = State::Idle;
-                self.lead_us = None;
-                return Pop::Silence;
-            }
-            self.conceal(want);
-            return Pop::Missing(want);
+            // Nothing behind it: the packet is late (or a silence began).
+            // Wait for it, concealing without advancing, as NetEq's expand does.
+            return self.wait(now, want, true);
         };
         // Packets behind the hole: it is lost; conceal up to the next one.
-        self.waiting = 0;
         let n = want.min((ahead - self.next) as usize * TICK_SAMPLES);
         self.next += ticks_for_samples(n);
+        self.last_seq = None;
         self.conceal(n);
         Pop::Missing(n)
     }
 
-    fn conceal(&mut self, n: usize) {
-        self.concealed_run += n;
-        self.stats.concealed_samples += n as u64;
+    /// Holds playout where it is: concealment at first, then silence.
+    fn wait(&mut self, now: Time, want: usize, expected: bool) -> Pop {
+        if expected {
+            self.waiting_since.get_or_insert(now);
+        }
+        if !expected || self.waiting >= MAX_CONCEAL_SAMPLES {
+            return Pop::Silence;
+        }
+        self.waiting += want;
+        self.conceal(want);
+        Pop::Missing(want)
     }
 
-    /// A concealment run is over; it was an interruption if long and audio was expected.
-    fn end_run(&mut self, expected: bool) {
-        if expected && self.concealed_run >= INTERRUPTION_SAMPLES {
-            self.stats.interruptions += 1;
-            self.stats.interruption_us += (self.concealed_run / SAMPLES_PER_MS * 1000) as u64;
+    fn conceal(&mut self, n: usize) {
+        if !self.concealing {
+            self.stats.concealment_events += 1;
+            self.concealing = true;
         }
-        self.concealed_run = 0;
-        self.run_saw_audio = false;
-        self.waiting = 0;
+        self.stats.concealed_samples += n as u64;
     }
 
     /// Which way the caller should stretch the audio of the packet just popped, if any.

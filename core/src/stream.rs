@@ -11,6 +11,9 @@ use crate::stretch::{self, Stretch};
 use crate::time::Time;
 use crate::wire::audio::{AudioHeader, AudioLevel, AudioPacket, TICK_SAMPLES};
 
+/// Pitch periods one decoded packet may lose when far above the target.
+const MAX_STRETCHES_PER_PACKET: usize = 4;
+
 /// Encoded packets this short carry no audio: libopus emits them while in DTX.
 const DTX_MAX_BYTES: usize = 2;
 
@@ -193,7 +196,7 @@ impl ReceiveStream {
     pub fn insert(&mut self, now: Time, packet: &AudioPacket<'_>) {
         // Without a level byte (e.g. the gateway's mix) every packet counts as speech.
         let voice = packet.header.level.is_none_or(|l| l.voice);
-        self.jitter.insert(now, packet.header.ts, packet.primary, voice);
+        self.jitter.insert_seq(now, Some(packet.header.seq), packet.header.ts, packet.primary, voice);
         for r in packet.redundant() {
             let ts = packet.header.ts.wrapping_sub(u16::from(r.ticks_back));
             self.jitter.insert_recovery(ts, r.payload);
@@ -204,15 +207,27 @@ impl ReceiveStream {
     /// pitch period toward the buffer's target, when the buffer asks.
     fn follow_target(&mut self, decoded: usize) {
         let mut len = self.pcm_len + decoded;
-        let done = match self.jitter.stretch_wanted() {
-            Some(StretchWanted::Accelerate) => stretch::accelerate(&mut self.pcm[..], &mut len),
-            Some(StretchWanted::Expand) => stretch::expand(&mut self.pcm[..], &mut len),
-            None => Stretch::None,
-        };
-        match done {
-            Stretch::Removed(n) => self.jitter.stretched(-(n as isize)),
-            Stretch::Inserted(n) => self.jitter.stretched(n as isize),
-            Stretch::None => {}
+        // Far above target, several periods go from one packet's audio.
+        let mut pos = 0;
+        for _ in 0..MAX_STRETCHES_PER_PACKET {
+            if pos + 2 * stretch::MIN_PERIOD > len {
+                break;
+            }
+            let mut rest = len - pos;
+            let done = match self.jitter.stretch_wanted() {
+                Some(StretchWanted::Accelerate) => stretch::accelerate(&mut self.pcm[pos..], &mut rest),
+                Some(StretchWanted::Expand) if pos == 0 => stretch::expand(&mut self.pcm[pos..], &mut rest),
+                _ => break,
+            };
+            len = pos + rest;
+            match done {
+                Stretch::Removed(n) => {
+                    self.jitter.stretched(-(n as isize));
+                    pos += n;
+                }
+                Stretch::Inserted(n) => self.jitter.stretched(n as isize),
+                Stretch::None => pos += stretch::MIN_PERIOD,
+            }
         }
         self.pcm_len = len;
     }
