@@ -77,6 +77,8 @@ pub struct JitterConfig {
     pub memory: Duration,
     /// How fast the target may fall, ms per second.
     pub fall_ms_per_s: f64,
+    /// Accelerate when playout is this far above the target.
+    pub accelerate_above: Duration,
     /// Whether the receive stream time-stretches speech to follow the target.
     pub stretch: bool,
 }
@@ -93,6 +95,7 @@ impl JitterConfig {
             quantile: 0.98,
             memory: Duration::from_secs(3),
             fall_ms_per_s: 50.0,
+            accelerate_above: Duration::from_millis(10),
             stretch: true,
         }
     }
@@ -156,9 +159,11 @@ const BASE_WINDOW: Duration = Duration::from_secs(2);
 const MAX_CONCEAL_SAMPLES: usize = 200 * SAMPLES_PER_MS;
 /// Waits this long are interruptions (WebRTC's definition).
 const INTERRUPTION: Duration = Duration::from_millis(150);
-/// Above target by more than this: accelerate.
-const ACCELERATE_ABOVE_US: i64 = 10_000;
-/// Relative delays this far above the target are outage backlog, not jitter.
+/// A wait this long is an outage: what arrives right after it is backlog...
+const OUTAGE: Duration = Duration::from_secs(1);
+/// ...for this long...
+const BACKLOG_WINDOW: Duration = Duration::from_millis(200);
+/// ...and its delays this far above the target are the outage, not jitter.
 const OUTLIER_US: i64 = 200_000;
 
 #[derive(Debug)]
@@ -261,6 +266,8 @@ pub struct JitterBuffer {
     waiting_since: Option<Time>,
     /// Samples concealed while waiting.
     waiting: usize,
+    /// Arrivals before this are an outage's backlog.
+    backlog_until: Time,
     /// Inside a run of concealment (for counting events).
     concealing: bool,
     delays: DelayHistogram,
@@ -314,6 +321,7 @@ impl JitterBuffer {
             lead_us: None,
             waiting_since: None,
             waiting: 0,
+            backlog_until: Time::ZERO,
             concealing: false,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
             stats: JitterStats::default(),
@@ -356,6 +364,9 @@ impl JitterBuffer {
         let seq = seq.map(|s| self.seq.extend(s));
         self.stats.received += 1;
         let offset = now.as_micros() as i64 - ts_us(ts);
+        if self.waiting_since.is_some_and(|since| now.saturating_since(since) >= OUTAGE) {
+            self.backlog_until = now + BACKLOG_WINDOW;
+        }
         if self.state == State::Playing && ts < self.next {
             self.stats.late += 1;
             // Late but informative: it says how much more delay was needed.
@@ -372,25 +383,25 @@ impl JitterBuffer {
     }
 
     fn observe(&mut self, now: Time, offset: i64, payload: &[u8]) {
-        if self.estimator.base().is_some() && self.estimator.relative(offset) > self.target_us() + OUTLIER_US {
+        if now < self.backlog_until && self.estimator.relative(offset) > self.target_us() + OUTLIER_US {
             return;
         }
         let packet_us = packet_samples(payload).map_or(20_000, |n| (n / SAMPLES_PER_MS * 1000) as u64);
         self.estimator.observe(now, offset, packet_us.max(2_500), &self.cfg);
     }
 
-    /// Drops what is older than `max_delay` at playout.
+    /// Drops what would play more than `max_delay` late.
     fn catch_up(&mut self, now: Time) {
         if self.state != State::Playing {
             return;
         }
         let max = self.cfg.max_delay.as_micros() as i64;
-        if self.lead_at(now, self.next) <= max + self.target_us() {
+        if self.lead_at(now, self.next) <= max {
             return;
         }
-        // Media time that would play at the target now.
+        // The oldest media time still within `max_delay` now.
         let base = self.estimator.base().unwrap_or(0);
-        let new_next = (now.as_micros() as i64 - base - self.target_us()) / TICK_US as i64;
+        let new_next = (now.as_micros() as i64 - base - max).div_euclid(TICK_US as i64);
         if new_next <= self.next {
             return;
         }
@@ -517,6 +528,11 @@ impl JitterBuffer {
         self.stats.concealed_samples += n as u64;
     }
 
+    /// How far playout ran behind the fastest recent packet at the last packet played.
+    pub fn playout_lead(&self) -> Option<Duration> {
+        self.lead_us.map(|l| Duration::from_micros(l.max(0) as u64))
+    }
+
     /// Which way the caller should stretch the audio of the packet just popped, if any.
     pub fn stretch_wanted(&self) -> Option<StretchWanted> {
         if !self.cfg.stretch {
@@ -524,7 +540,7 @@ impl JitterBuffer {
         }
         let lead = self.lead_us?;
         let target = self.target_us();
-        if lead > target + ACCELERATE_ABOVE_US {
+        if lead > target + self.cfg.accelerate_above.as_micros() as i64 {
             Some(StretchWanted::Accelerate)
         } else if lead < target {
             Some(StretchWanted::Expand)
@@ -544,5 +560,199 @@ impl JitterBuffer {
             // Removing samples brings the next packet's slot earlier.
             *l += samples as i64 * 1000 / SAMPLES_PER_MS as i64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 20 ms SILK wideband Opus packet (TOC config 9, one frame).
+    const PACKET: [u8; 2] = [0x48, 0x00];
+    const TICKS_PER_PACKET: u16 = 8;
+
+    /// One talker sending 20 ms packets into a buffer pulled every 20 ms, with
+    /// a stand-in for the stretcher that moves 5 ms per packet when asked.
+    struct Sim {
+        jb: JitterBuffer,
+        /// Decoded samples not yet pulled.
+        queued: usize,
+        /// (arrival µs, sequence number) still in flight.
+        flight: Vec<(u64, u16)>,
+        next_arrival: usize,
+        t: u64,
+        played_at: Vec<(u64, Duration)>,
+    }
+
+    impl Sim {
+        fn new() -> Self {
+            Sim { jb: JitterBuffer::new(JitterConfig::adaptive()), queued: 0, flight: Vec::new(), next_arrival: 0, t: 0, played_at: Vec::new() }
+        }
+
+        /// Sends packets `0..n`, packet i at `send(i)` µs arriving after `delay(i)` µs (None: lost).
+        fn send(&mut self, n: u16, send: impl Fn(u16) -> u64, delay: impl Fn(u16) -> Option<u64>) {
+            for i in 0..n {
+                if let Some(d) = delay(i) {
+                    self.flight.push((send(i) + d, i));
+                }
+            }
+            self.flight.sort();
+        }
+
+        /// Delivers and pulls until `until_us`.
+        fn run_until(&mut self, until_us: u64) {
+            while self.t <= until_us {
+                while self.next_arrival < self.flight.len() && self.flight[self.next_arrival].0 <= self.t {
+                    let (at, i) = self.flight[self.next_arrival];
+                    self.jb.insert_seq(Time::from_micros(at), Some(i), i.wrapping_mul(TICKS_PER_PACKET), &PACKET, true);
+                    self.next_arrival += 1;
+                }
+                if self.t % 20_000 == 7_000 {
+                    self.pull(Time::from_micros(self.t));
+                }
+                self.t += 1_000;
+            }
+        }
+
+        fn run(&mut self, n: u16, send: impl Fn(u16) -> u64, delay: impl Fn(u16) -> Option<u64>, until_us: u64) {
+            self.send(n, send, delay);
+            self.run_until(until_us);
+        }
+
+        fn pull(&mut self, now: Time) {
+            while self.queued < 320 {
+                match self.jb.pop(now, 320 - self.queued) {
+                    Pop::Packet(..) => {
+                        self.queued += 320;
+                        match self.jb.stretch_wanted() {
+                            Some(StretchWanted::Accelerate) => {
+                                self.queued -= 80;
+                                self.jb.stretched(-80);
+                            }
+                            Some(StretchWanted::Expand) => {
+                                self.queued += 80;
+                                self.jb.stretched(80);
+                            }
+                            None => {}
+                        }
+                        if let Some(l) = self.jb.playout_lead() {
+                            self.played_at.push((now.as_micros(), l));
+                        }
+                    }
+                    Pop::Missing(n) => self.queued += n,
+                    Pop::Silence => self.queued = 320,
+                }
+            }
+            self.queued -= 320;
+        }
+
+        /// Largest playout lead among packets played in [from, to) µs.
+        fn max_lead(&self, from: u64, to: u64) -> Duration {
+            self.played_at.iter().filter(|(t, _)| (from..to).contains(t)).map(|&(_, l)| l).max().unwrap_or_default()
+        }
+    }
+
+    fn every_20ms(i: u16) -> u64 {
+        u64::from(i) * 20_000
+    }
+
+    #[test]
+    fn a_delay_spike_raises_the_target_at_once_and_it_falls_slowly_after() {
+        let mut sim = Sim::new();
+        // 60 s; at 10 s a 400 ms spike that drains over the next 400 ms.
+        let delay = |i: u16| {
+            let t = every_20ms(i) as i64;
+            Some(50_000 + (400_000 - (t - 10_000_000)).clamp(0, 400_000) as u64 * u64::from(t >= 10_000_000))
+        };
+        sim.run(3000, every_20ms, delay, 11_000_000);
+        assert!(sim.jb.target() >= Duration::from_millis(300), "target {:?} right after the spike", sim.jb.target());
+        let late = sim.jb.stats().late_loss();
+        assert!(late <= 2, "{late} packets lost to the spike");
+        // At most 50 ms per second down: 2 s later it is still high.
+        sim.run_until(13_000_000);
+        let mid = sim.jb.target();
+        assert!(mid > Duration::from_millis(200), "the target fell too fast: {mid:?} 2 s later");
+        sim.run_until(59_000_000);
+        assert!(sim.jb.target() < Duration::from_millis(30), "target {:?} long after the spike", sim.jb.target());
+        assert!(sim.max_lead(50_000_000, 59_000_000) < Duration::from_millis(60), "playout did not come back down");
+    }
+
+    #[test]
+    fn a_step_in_delay_costs_almost_no_packets_and_the_target_settles() {
+        let mut sim = Sim::new();
+        let delay = |i: u16| Some(if every_20ms(i) < 10_000_000 { 40_000 } else { 190_000 });
+        sim.run(2000, every_20ms, delay, 40_000_000);
+        let s = sim.jb.stats();
+        assert!(s.late_loss() <= 5, "{} packets lost to the step", s.late_loss());
+        assert!(sim.jb.target() < Duration::from_millis(30), "target {:?} after the base delay moved", sim.jb.target());
+        assert!(sim.max_lead(30_000_000, 40_000_000) < Duration::from_millis(60), "playout stayed high: {:?}", sim.max_lead(30_000_000, 40_000_000));
+    }
+
+    #[test]
+    fn sender_clock_drift_of_200_ppm_either_way_is_absorbed() {
+        for ppm in [200.0, -200.0] {
+            let mut sim = Sim::new();
+            // Ten minutes: 120 ms of drift, more than the target.
+            let send = |i: u16| (f64::from(i) * 20_000.0 * (1.0 - ppm * 1e-6)) as u64;
+            let jitter = |i: u16| Some(30_000 + u64::from(i % 7) * 3_000);
+            sim.run(30_000, send, jitter, 600_500_000);
+            let s = sim.jb.stats();
+            assert!(s.late_loss() < 30, "{ppm} ppm: {} packets late", s.late_loss());
+            assert!(s.played_packets > 29_800, "{ppm} ppm: only {} played", s.played_packets);
+            let lead = sim.max_lead(540_000_000, 600_000_000);
+            assert!(lead < Duration::from_millis(60), "{ppm} ppm: playout lead grew to {lead:?}");
+        }
+    }
+
+    #[test]
+    fn reordered_packets_are_played_in_order_not_lost() {
+        let mut sim = Sim::new();
+        // Every 10th packet arrives 30 ms late, after the one behind it.
+        let delay = |i: u16| Some(if i % 10 == 5 { 80_000 } else { 50_000 });
+        sim.run(1500, every_20ms, delay, 31_000_000);
+        let s = sim.jb.stats();
+        assert!(s.late_loss() <= 3, "{} reordered packets lost", s.late_loss());
+        assert_eq!(s.duplicates, 0);
+        assert!(s.played_packets >= 1495);
+    }
+
+    #[test]
+    fn duplicates_are_counted_and_played_once() {
+        let mut jb = JitterBuffer::new(JitterConfig::adaptive());
+        jb.insert_seq(Time::ZERO, Some(0), 0, &PACKET, true);
+        jb.insert_seq(Time::from_millis(1), Some(0), 0, &PACKET, true);
+        assert_eq!(jb.stats().duplicates, 1);
+        assert!(matches!(jb.pop(Time::from_millis(200), 320), Pop::Packet(..)));
+        assert!(matches!(jb.pop(Time::from_millis(220), 320), Pop::Missing(_)));
+    }
+
+    #[test]
+    fn a_five_second_outage_is_one_interruption_and_playout_catches_up_after_it() {
+        let mut sim = Sim::new();
+        // Packets sent in [10 s, 15 s) wait in a queue and all arrive at 15 s.
+        let delay = |i: u16| {
+            let t = every_20ms(i);
+            Some(if (10_000_000..15_000_000).contains(&t) { 15_000_000 - t + 50_000 } else { 50_000 })
+        };
+        sim.run(4000, every_20ms, delay, 79_000_000);
+        let s = sim.jb.stats();
+        assert_eq!(s.interruptions, 1, "{s:?}");
+        let secs = s.interruption_us as f64 / 1e6;
+        assert!((4.8..5.3).contains(&secs), "interruption of {secs} s");
+        assert!(s.late_loss() <= 2, "{} packets of the backlog lost", s.late_loss());
+        assert!(sim.jb.target() < Duration::from_millis(100), "the outage inflated the target to {:?}", sim.jb.target());
+        assert!(sim.max_lead(60_000_000, 79_000_000) < Duration::from_millis(60), "playout still {:?} behind", sim.max_lead(60_000_000, 79_000_000));
+    }
+
+    #[test]
+    fn after_an_outage_that_lost_everything_playout_resumes_at_the_target() {
+        let mut sim = Sim::new();
+        let delay = |i: u16| if (10_000_000..15_000_000).contains(&every_20ms(i)) { None } else { Some(50_000) };
+        sim.run(1500, every_20ms, delay, 29_000_000);
+        let s = sim.jb.stats();
+        assert_eq!(s.late_loss(), 0);
+        assert!(sim.max_lead(15_500_000, 29_000_000) < Duration::from_millis(60), "{:?}", sim.max_lead(15_500_000, 29_000_000));
+        // Playback restarted right after the outage, not seconds later.
+        assert!(sim.played_at.iter().any(|&(t, _)| (15_000_000..15_200_000).contains(&t)));
     }
 }

@@ -6,6 +6,9 @@ pub mod stretch_quality;
 pub mod traces;
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use lowband_core::jitter::JitterConfig;
 
 use lowband_codec_tests::data::{read_speech, shared_file};
 
@@ -23,6 +26,12 @@ pub struct JitterReportArgs {
     /// Packet sizes to replay, ms.
     #[arg(long, value_delimiter = ',', default_value = "20,40,60")]
     pub packet_ms: Vec<u32>,
+    /// Quantile of relative delay the adaptive target covers.
+    #[arg(long, default_value_t = 0.98)]
+    pub quantile: f64,
+    /// Accelerate when this far above the target, ms.
+    #[arg(long, default_value_t = 10)]
+    pub accelerate_above_ms: u64,
     /// Only traces whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
@@ -51,8 +60,8 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
     println!("## Adaptive buffer vs the best fixed buffer in hindsight (≤ 2 % late), per trace");
     println!("Delays are from a packet's arrival to its playout, over the packets played.");
     println!();
-    println!("| trace | direction | packet ms | seconds | packets | adaptive late loss % | adaptive mean delay ms | adaptive p95 ms | best fixed delay ms | its late loss % | its mean delay ms | goal met | interruptions (s) | stretched +/− ms |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| trace | direction | packet ms | seconds | packets | adaptive late loss % | adaptive mean delay ms | adaptive p95 ms | best fixed delay ms | its late loss % | its mean delay ms | goal met | concealed % | interruptions (s) | stretched +/− ms |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let traces = traces::find_traces(&dir)?;
     let (mut met, mut total) = (0, 0);
     for &ms in &args.packet_ms {
@@ -62,12 +71,17 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
             }
             let seconds = args.seconds.min(trace.period_ms() / 1000).max(1);
             let talk = traces::encode(&speech, ms, seconds * 1000)?;
-            let r = traces::replay(&talk, trace, lowband_core::jitter::JitterConfig::adaptive())?;
+            let config = JitterConfig {
+                quantile: args.quantile,
+                accelerate_above: Duration::from_millis(args.accelerate_above_ms),
+                ..JitterConfig::adaptive()
+            };
+            let r = traces::replay(&talk, trace, config)?;
             let a = &r.adaptive;
             total += 1;
             met += usize::from(r.meets_goal());
             println!(
-                "| {name} | {direction} | {ms} | {seconds} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.2} | {:.1} | {} | {} ({:.1}) | {:.1}/{:.1} |",
+                "| {name} | {direction} | {ms} | {seconds} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.2} | {:.1} | {} | {:.2} | {} ({:.1}) | {:.1}/{:.1} |",
                 r.packets,
                 r.adaptive_late * 100.0,
                 r.adaptive_mean_ms(),
@@ -76,6 +90,7 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
                 r.fixed.late * 100.0,
                 r.fixed.mean_delay_ms,
                 if r.meets_goal() { "yes" } else { "NO" },
+                a.concealed_samples as f64 / (seconds as f64 * 16_000.0) * 100.0,
                 a.interruptions,
                 a.interruption_us as f64 / 1e6,
                 a.inserted_samples as f64 / 16.0,
