@@ -128,9 +128,13 @@ pub struct JitterStats {
     /// Holes filled by redundant copies before they had to be concealed.
     pub recovered: u64,
     pub played_packets: u64,
-    /// Mean and 95th percentile of the time from a packet's arrival to its playout, µs.
+    /// Mean and 95th percentile of the time from a packet's arrival to the
+    /// pull that emits its first sample (WebRTC's jitterBufferDelay), µs.
     pub mean_delay_us: u64,
     pub p95_delay_us: u64,
+    /// Mean time from arrival to the first sample's place in the output
+    /// (the pull plus the audio queued ahead of it in the stream), µs.
+    pub mean_playout_delay_us: u64,
     /// Current target delay (relative to the fastest packet), µs.
     pub target_delay_us: u64,
     pub inserted_samples: u64,
@@ -271,6 +275,8 @@ pub struct JitterBuffer {
     /// Inside a run of concealment (for counting events).
     concealing: bool,
     delays: DelayHistogram,
+    /// Sum of arrival-to-output delays including the queued audio, µs.
+    playout_delay_sum_us: u64,
     stats: JitterStats,
 }
 
@@ -324,6 +330,7 @@ impl JitterBuffer {
             backlog_until: Time::ZERO,
             concealing: false,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
+            playout_delay_sum_us: 0,
             stats: JitterStats::default(),
         }
     }
@@ -349,6 +356,7 @@ impl JitterBuffer {
         let mut s = self.stats;
         s.mean_delay_us = self.delays.sum_us.checked_div(self.delays.count).unwrap_or(0);
         s.p95_delay_us = self.delays.percentile_us(0.95);
+        s.mean_playout_delay_us = self.playout_delay_sum_us.checked_div(self.delays.count).unwrap_or(0);
         s.target_delay_us = self.target_us() as u64;
         s
     }
@@ -433,8 +441,9 @@ impl JitterBuffer {
         offset - self.estimator.base().unwrap_or(offset)
     }
 
-    /// Takes what plays next. `want` is the samples the caller needs, used to size concealment.
-    pub fn pop(&mut self, now: Time, want: usize) -> Pop {
+    /// Takes what plays next. `queued` is the audio the caller holds ahead of
+    /// it (samples), `want` what it needs, used to size concealment.
+    pub fn pop(&mut self, now: Time, queued: usize, want: usize) -> Pop {
         if self.state == State::Idle {
             let Some((&ts, _)) = self.packets.first_key_value() else { return Pop::Silence };
             if self.lead_at(now, ts) < self.target_us() {
@@ -484,7 +493,9 @@ impl JitterBuffer {
                     self.concealing = false;
                     self.lead_us = Some(self.lead_at(now, self.next));
                     if e.arrival > Time::ZERO {
-                        self.delays.add(now.saturating_since(e.arrival).as_micros() as u64);
+                        let d = now.saturating_since(e.arrival).as_micros() as u64;
+                        self.delays.add(d);
+                        self.playout_delay_sum_us += d + (queued / SAMPLES_PER_MS * 1000) as u64;
                     }
                     self.stats.played_packets += 1;
                     self.last_seq = e.seq.or(self.last_seq.map(|l| l + 1));
@@ -621,7 +632,7 @@ mod tests {
 
         fn pull(&mut self, now: Time) {
             while self.queued < 320 {
-                match self.jb.pop(now, 320 - self.queued) {
+                match self.jb.pop(now, self.queued, 320 - self.queued) {
                     Pop::Packet(..) => {
                         self.queued += 320;
                         match self.jb.stretch_wanted() {
@@ -722,8 +733,8 @@ mod tests {
         jb.insert_seq(Time::ZERO, Some(0), 0, &PACKET, true);
         jb.insert_seq(Time::from_millis(1), Some(0), 0, &PACKET, true);
         assert_eq!(jb.stats().duplicates, 1);
-        assert!(matches!(jb.pop(Time::from_millis(200), 320), Pop::Packet(..)));
-        assert!(matches!(jb.pop(Time::from_millis(220), 320), Pop::Missing(_)));
+        assert!(matches!(jb.pop(Time::from_millis(200), 0, 320), Pop::Packet(..)));
+        assert!(matches!(jb.pop(Time::from_millis(220), 0, 320), Pop::Missing(_)));
     }
 
     #[test]

@@ -238,7 +238,7 @@ impl ReceiveStream {
         let mut kind = ChunkKind::Audio;
         while self.pcm_len < CHUNK {
             let room = &mut self.pcm[self.pcm_len..self.pcm_len + MAX_FRAME_SAMPLES];
-            let got = match self.jitter.pop(now, CHUNK - self.pcm_len) {
+            let got = match self.jitter.pop(now, self.pcm_len, CHUNK - self.pcm_len) {
                 Pop::Silence if self.pcm_len == 0 => {
                     out.fill(0);
                     return ChunkKind::Silence;

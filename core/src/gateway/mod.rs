@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::codec::{CodecError, CHUNK, CHUNK_MS};
 use crate::mixer::Mix;
 use crate::profile::Profile;
+use crate::jitter::JitterConfig;
 use crate::stream::{ReceiveStream, SendStream};
 use crate::time::Time;
 use crate::token::{self, TokenError};
@@ -38,7 +39,7 @@ pub struct GatewayConfig {
     pub server_name: String,
     /// Profile of every downlink mix.
     pub profile: Profile,
-    /// Receive buffer delay for each talker's uplink.
+    /// Start delay of each talker's adaptive uplink buffer (it adapts from there).
     pub jitter_target: Duration,
     pub max_room_size: usize,
     /// Signs join tokens; with it, a token given at join is checked (and its role used).
@@ -343,7 +344,8 @@ impl Gateway {
         // Open rooms: whoever opens the room runs it.
         let role = token_role.unwrap_or(if room.participants.is_empty() { Role::Host } else { Role::Participant });
         let id = room.next_id;
-        let streams = ReceiveStream::new(cfg.profile.decoder_complexity, cfg.jitter_target)
+        let jitter = JitterConfig { initial_target: cfg.jitter_target, ..JitterConfig::adaptive() };
+        let streams = ReceiveStream::with_config(cfg.profile.decoder_complexity, jitter)
             .and_then(|up| Ok((up, SendStream::new(cfg.profile.clone(), None, false)?)));
         let (uplink, downlink) = match streams {
             Ok(s) => s,

@@ -60,8 +60,8 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
     println!("## Adaptive buffer vs the best fixed buffer in hindsight (≤ 2 % late), per trace");
     println!("Delays are from a packet's arrival to its playout, over the packets played.");
     println!();
-    println!("| trace | direction | packet ms | seconds | packets | adaptive late loss % | adaptive mean delay ms | adaptive p95 ms | best fixed delay ms | its late loss % | its mean delay ms | goal met | concealed % | interruptions (s) | stretched +/− ms |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| trace | direction | packet ms | seconds | packets | adaptive late loss % | adaptive mean delay ms | adaptive p95 ms | adaptive mean to output ms | best fixed delay ms | its late loss % | its mean delay ms | goal met | concealed % | interruptions (s) | stretched +/− ms |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let traces = traces::find_traces(&dir)?;
     let (mut met, mut total) = (0, 0);
     for &ms in &args.packet_ms {
@@ -81,11 +81,12 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
             total += 1;
             met += usize::from(r.meets_goal());
             println!(
-                "| {name} | {direction} | {ms} | {seconds} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.2} | {:.1} | {} | {:.2} | {} ({:.1}) | {:.1}/{:.1} |",
+                "| {name} | {direction} | {ms} | {seconds} | {} | {:.2} | {:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.1} | {} | {:.2} | {} ({:.1}) | {:.1}/{:.1} |",
                 r.packets,
                 r.adaptive_late * 100.0,
                 r.adaptive_mean_ms(),
                 a.p95_delay_us as f64 / 1000.0,
+                a.mean_playout_delay_us as f64 / 1000.0,
                 r.fixed.delay_ms,
                 r.fixed.late * 100.0,
                 r.fixed.mean_delay_ms,
