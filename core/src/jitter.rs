@@ -95,7 +95,7 @@ impl JitterConfig {
             quantile: 0.98,
             memory: Duration::from_secs(3),
             fall_ms_per_s: 50.0,
-            accelerate_above: Duration::from_millis(10),
+            accelerate_above: Duration::from_millis(200),
             stretch: true,
         }
     }
@@ -163,6 +163,10 @@ const BASE_WINDOW: Duration = Duration::from_secs(2);
 const MAX_CONCEAL_SAMPLES: usize = 200 * SAMPLES_PER_MS;
 /// Waits this long are interruptions (WebRTC's definition).
 const INTERRUPTION: Duration = Duration::from_millis(150);
+/// In speech, at most one pitch period per this much audio (≤ ~10 % speed change)...
+const STRETCH_SPACING_SAMPLES: usize = 100 * SAMPLES_PER_MS;
+/// ...unless playout is this far above the target (an outage's backlog).
+const BACKLOG_US: i64 = 200_000;
 /// A wait this long is an outage: what arrives right after it is backlog...
 const OUTAGE: Duration = Duration::from_secs(1);
 /// ...for this long...
@@ -274,6 +278,8 @@ pub struct JitterBuffer {
     backlog_until: Time,
     /// Inside a run of concealment (for counting events).
     concealing: bool,
+    /// Samples played since the last stretch.
+    since_stretch: usize,
     delays: DelayHistogram,
     /// Sum of arrival-to-output delays including the queued audio, µs.
     playout_delay_sum_us: u64,
@@ -329,6 +335,7 @@ impl JitterBuffer {
             waiting: 0,
             backlog_until: Time::ZERO,
             concealing: false,
+            since_stretch: 0,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
             playout_delay_sum_us: 0,
             stats: JitterStats::default(),
@@ -498,6 +505,7 @@ impl JitterBuffer {
                         self.playout_delay_sum_us += d + (queued / SAMPLES_PER_MS * 1000) as u64;
                     }
                     self.stats.played_packets += 1;
+                    self.since_stretch += n;
                     self.last_seq = e.seq.or(self.last_seq.map(|l| l + 1));
                     self.next += ticks_for_samples(n);
                     return Pop::Packet(e.payload, e.voice);
@@ -551,6 +559,12 @@ impl JitterBuffer {
         }
         let lead = self.lead_us?;
         let target = self.target_us();
+        if lead > target + BACKLOG_US {
+            return Some(StretchWanted::Accelerate);
+        }
+        if self.since_stretch < STRETCH_SPACING_SAMPLES {
+            return None;
+        }
         if lead > target + self.cfg.accelerate_above.as_micros() as i64 {
             Some(StretchWanted::Accelerate)
         } else if lead < target {
@@ -562,6 +576,7 @@ impl JitterBuffer {
 
     /// The caller stretched playout by this many samples (negative: removed).
     pub fn stretched(&mut self, samples: isize) {
+        self.since_stretch = 0;
         if samples < 0 {
             self.stats.removed_samples += samples.unsigned_abs() as u64;
         } else {
