@@ -30,7 +30,7 @@ pub struct JitterReportArgs {
     #[arg(long, default_value_t = 0.98)]
     pub quantile: f64,
     /// Accelerate when this far above the target, ms.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 60)]
     pub accelerate_above_ms: u64,
     /// Only traces whose name contains this.
     #[arg(long)]
