@@ -121,6 +121,10 @@ pub struct JitterStats {
     pub late: u64,
     pub invalid: u64,
     pub concealed_samples: u64,
+    /// Packets handed out for playout with an arrival time, and the sum of
+    /// the time each waited here (NetEq's jitterBufferEmittedCount and jitterBufferDelay).
+    pub emitted: u64,
+    pub delay_us: u64,
     /// Runs of concealment (each start of one counts once).
     pub concealment_events: u64,
     /// Dropped unplayed to catch up (e.g. the backlog after an outage).
@@ -276,6 +280,8 @@ pub struct JitterBuffer {
     waiting_since: Option<Time>,
     /// Samples concealed while waiting.
     waiting: usize,
+    /// When the last packet arrived (redundant copies ride in it).
+    last_insert: Time,
     /// Arrivals before this are an outage's backlog.
     backlog_until: Time,
     /// Inside a run of concealment (for counting events).
@@ -336,6 +342,7 @@ impl JitterBuffer {
             waiting_since: None,
             waiting: 0,
             backlog_until: Time::ZERO,
+            last_insert: Time::ZERO,
             concealing: false,
             since_stretch: 0,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
@@ -363,6 +370,8 @@ impl JitterBuffer {
 
     pub fn stats(&self) -> JitterStats {
         let mut s = self.stats;
+        s.emitted = self.delays.count;
+        s.delay_us = self.delays.sum_us;
         s.mean_delay_us = self.delays.sum_us.checked_div(self.delays.count).unwrap_or(0);
         s.p95_delay_us = self.delays.percentile_us(0.95);
         s.mean_playout_delay_us = self.playout_delay_sum_us.checked_div(self.delays.count).unwrap_or(0);
@@ -380,6 +389,7 @@ impl JitterBuffer {
         let ts = self.ts.extend(ts);
         let seq = seq.map(|s| self.seq.extend(s));
         self.stats.received += 1;
+        self.last_insert = now;
         let offset = now.as_micros() as i64 - ts_us(ts);
         if self.waiting_since.is_some_and(|since| now.saturating_since(since) >= OUTAGE) {
             self.backlog_until = now + BACKLOG_WINDOW;
@@ -438,10 +448,18 @@ impl JitterBuffer {
         if !playable || self.packets.contains_key(&ts) {
             return false;
         }
-        // No arrival time of its own: kept out of the delay statistics.
-        self.packets.insert(ts, Entry { seq: None, payload: payload.to_vec(), voice: true, arrival: Time::ZERO });
+        // Redundancy rides in the packet inserted just before.
+        self.packets.insert(ts, Entry { seq: None, payload: payload.to_vec(), voice: true, arrival: self.last_insert });
         self.stats.recovered += 1;
         true
+    }
+
+    /// The buffered packets at or after the playout point: how many samples
+    /// ahead of it each starts, its media time and its payload. Deep
+    /// redundancy (DRED) rebuilds a hole from the packet after it.
+    pub fn peek_following(&self) -> impl Iterator<Item = (usize, i64, &[u8])> {
+        let next = (self.state == State::Playing).then_some(self.next);
+        next.into_iter().flat_map(move |next| self.packets.range(next..).map(move |(&ts, e)| ((ts - next) as usize * TICK_SAMPLES, ts, e.payload.as_slice())))
     }
 
     /// Lead of playout at `now` for media time `ts` over the fastest recent packet, µs.
