@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::codec::{CodecError, CHUNK};
 use crate::profile::Profile;
+use crate::jitter::JitterConfig;
 use crate::stream::{ChunkKind, ReceiveStats, ReceiveStream, SendStats, SendStream};
 use crate::time::Time;
 use crate::wire::control::{encode_frame, FrameReader, PROTOCOL_VERSION};
@@ -19,6 +20,7 @@ pub struct ClientConfig {
     pub room: String,
     pub token: Option<String>,
     pub profile: Profile,
+    /// Start delay of the adaptive receive buffer (it adapts from there).
     pub jitter_target: Duration,
 }
 
@@ -92,7 +94,7 @@ impl Client {
             you: None,
             roster: BTreeMap::new(),
             uplink: SendStream::new(config.profile.clone(), None, true)?,
-            downlink: ReceiveStream::new(config.profile.decoder_complexity, config.jitter_target)?,
+            downlink: ReceiveStream::with_config(config.profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })?,
             muted: false,
             locked: false,
             out: VecDeque::new(),

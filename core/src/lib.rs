@@ -26,6 +26,7 @@ pub mod profile;
 pub mod protect;
 pub mod rng;
 pub mod stream;
+pub mod stretch;
 pub mod time;
 pub mod token;
 pub mod wire;

@@ -5,11 +5,15 @@
 use std::time::Duration;
 
 use crate::codec::{packet_bandwidth, packet_has_lbrr, CodecError, Decoder, Dred, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
-use crate::jitter::{JitterBuffer, JitterStats, Pop};
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Pop, StretchWanted};
 use crate::profile::Profile;
+use crate::stretch::{self, Stretch};
 use crate::protect::{Protection, Protector};
 use crate::time::Time;
 use crate::wire::audio::{AudioHeader, AudioLevel, AudioPacket, TICK_SAMPLES};
+
+/// Pitch periods one decoded packet may lose when far above the target.
+const MAX_STRETCHES_PER_PACKET: usize = 4;
 
 /// Encoded packets this short carry no audio: libopus emits them while in DTX.
 const DTX_MAX_BYTES: usize = 2;
@@ -241,7 +245,8 @@ pub struct ReceiveStream {
     /// ~190 KiB, and a gateway needs one only for whoever is being mixed.
     decoder: Option<Decoder>,
     decoder_complexity: u8,
-    pcm: Box<[i16; MAX_FRAME_SAMPLES + CHUNK]>,
+    /// Decoded audio not yet pulled; room for one repeated pitch period.
+    pcm: Box<[i16; MAX_FRAME_SAMPLES + CHUNK + stretch::MAX_PERIOD]>,
     pcm_len: usize,
     decode_errors: u64,
     bad_packets: u64,
@@ -254,12 +259,17 @@ pub struct ReceiveStream {
 }
 
 impl ReceiveStream {
+    /// A stream with a fixed-delay buffer and no stretching.
     pub fn new(decoder_complexity: u8, target_delay: Duration) -> Result<Self, CodecError> {
+        Self::with_config(decoder_complexity, JitterConfig::fixed(target_delay))
+    }
+
+    pub fn with_config(decoder_complexity: u8, jitter: JitterConfig) -> Result<Self, CodecError> {
         Ok(ReceiveStream {
-            jitter: JitterBuffer::new(target_delay),
+            jitter: JitterBuffer::new(jitter),
             decoder: Some(Decoder::new(decoder_complexity)?),
             decoder_complexity,
-            pcm: Box::new([0; MAX_FRAME_SAMPLES + CHUNK]),
+            pcm: Box::new([0; MAX_FRAME_SAMPLES + CHUNK + stretch::MAX_PERIOD]),
             pcm_len: 0,
             decode_errors: 0,
             bad_packets: 0,
@@ -305,7 +315,7 @@ impl ReceiveStream {
     pub fn insert(&mut self, now: Time, packet: &AudioPacket<'_>) {
         // Without a level byte (e.g. the gateway's mix) every packet counts as speech.
         let voice = packet.header.level.is_none_or(|l| l.voice);
-        self.jitter.insert(now, packet.header.ts, packet.primary, voice);
+        self.jitter.insert_seq(now, Some(packet.header.seq), packet.header.ts, packet.primary, voice);
         for r in packet.redundant() {
             let ts = packet.header.ts.wrapping_sub(u16::from(r.ticks_back));
             self.jitter.insert_recovery(ts, r.payload);
@@ -329,7 +339,7 @@ impl ReceiveStream {
         let mut need = CHUNK - self.pcm_len;
         self.pcm_len = 0;
         while need > 0 {
-            match self.jitter.pop(now, need) {
+            match self.jitter.pop(now, 0, need) {
                 Pop::Silence => break,
                 Pop::Missing(n) => need = need.saturating_sub(n),
                 Pop::Packet(p, voice) => {
@@ -346,6 +356,35 @@ impl ReceiveStream {
                 }
             }
         }
+    }
+
+    /// Stretches the decoded audio (of which `decoded` samples are new) one
+    /// pitch period toward the buffer's target, when the buffer asks.
+    fn follow_target(&mut self, decoded: usize) {
+        let mut len = self.pcm_len + decoded;
+        // Far above target, several periods go from one packet's audio.
+        let mut pos = 0;
+        for _ in 0..MAX_STRETCHES_PER_PACKET {
+            if pos + 2 * stretch::MIN_PERIOD > len {
+                break;
+            }
+            let mut rest = len - pos;
+            let done = match self.jitter.stretch_wanted() {
+                Some(StretchWanted::Accelerate) => stretch::accelerate(&mut self.pcm[pos..], &mut rest),
+                Some(StretchWanted::Expand) if pos == 0 => stretch::expand(&mut self.pcm[pos..], &mut rest),
+                _ => break,
+            };
+            len = pos + rest;
+            match done {
+                Stretch::Removed(n) => {
+                    self.jitter.stretched(-(n as isize));
+                    pos += n;
+                }
+                Stretch::Inserted(n) => self.jitter.stretched(n as isize),
+                Stretch::None => pos += stretch::MIN_PERIOD,
+            }
+        }
+        self.pcm_len = len;
     }
 
     /// Fills `out` (one 20 ms chunk) with what plays now.
@@ -365,7 +404,7 @@ impl ReceiveStream {
             }
             let decoder = self.decoder.as_mut().expect("made above");
             let room = &mut self.pcm[self.pcm_len..self.pcm_len + MAX_FRAME_SAMPLES];
-            let got = match self.jitter.pop(now, CHUNK - self.pcm_len) {
+            let got = match self.jitter.pop(now, self.pcm_len, CHUNK - self.pcm_len) {
                 Pop::Silence if self.pcm_len == 0 => {
                     out.fill(0);
                     return ChunkKind::Silence;
@@ -376,10 +415,15 @@ impl ReceiveStream {
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
-                    decoder.decode(&p, room).unwrap_or_else(|_| {
+                    let n = decoder.decode(&p, room).unwrap_or_else(|_| {
                         self.decode_errors += 1;
                         0
-                    })
+                    });
+                    if voice && n > 0 {
+                        self.follow_target(n);
+                        continue;
+                    }
+                    n
                 }
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;

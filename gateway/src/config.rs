@@ -17,7 +17,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the certificate (and later keys, attendance, recordings) live.
     pub state_dir: PathBuf,
-    /// Receive buffer delay for each talker, in milliseconds.
+    /// Start delay of each talker's adaptive receive buffer, in milliseconds.
     pub jitter_target_ms: u64,
     pub max_room_size: usize,
     /// Refuse joins without a valid token (`lowband-gateway token`). Off:

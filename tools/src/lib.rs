@@ -8,6 +8,7 @@
 
 pub mod compare;
 pub mod demo;
+pub mod jitter_report;
 pub mod linkargs;
 pub mod load;
 pub mod netem;

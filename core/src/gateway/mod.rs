@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{CodecError, CHUNK, CHUNK_MS};
+use crate::jitter::JitterConfig;
 use crate::profile::Profile;
 use crate::stream::ReceiveStream;
 use crate::time::Time;
@@ -46,7 +47,7 @@ pub struct GatewayConfig {
     /// Decoder complexity for talkers' uplinks: ≥ 5 deep PLC, 6 LACE, 7
     /// NoLACE. The neural stages are a large share of a busy gateway's CPU.
     pub uplink_decoder_complexity: u8,
-    /// Receive buffer delay for each talker's uplink.
+    /// Start delay of each talker's adaptive uplink buffer (it adapts from there).
     pub jitter_target: Duration,
     pub max_room_size: usize,
     /// Signs join tokens; with it, a token given at join is checked (and its role used).
@@ -409,7 +410,8 @@ impl Gateway {
         let role = token_role.unwrap_or(if room.participants.is_empty() { Role::Host } else { Role::Participant });
         let id = room.next_id;
         let tier = cfg.default_tier.min(cfg.tiers.len().saturating_sub(1));
-        let uplink = match ReceiveStream::new(cfg.uplink_decoder_complexity, cfg.jitter_target) {
+        let jitter = JitterConfig { initial_target: cfg.jitter_target, ..JitterConfig::adaptive() };
+        let uplink = match ReceiveStream::with_config(cfg.uplink_decoder_complexity, jitter) {
             Ok(s) => s,
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
