@@ -3,7 +3,8 @@
 //! Tools for testers and operators, driving the real binaries or the same
 //! sans-IO core: `demo` runs a call on loopback and says who heard whom;
 //! `sim` runs a call in virtual time over link models; `netem` is a real-time
-//! UDP proxy applying the same link models between real clients and a gateway.
+//! UDP proxy applying the same link models between real clients and a gateway;
+//! `aec-report` / `ns-report` measure the client's voice processing.
 
 pub mod compare;
 pub mod demo;
@@ -14,4 +15,5 @@ pub mod progress;
 pub mod report;
 pub mod sim;
 pub mod sim_cli;
+pub mod voice_report;
 pub mod wire;

@@ -23,6 +23,10 @@ enum Command {
     Netem(lowband_tools::netem::NetemArgs),
     /// The same call through `sim` and through `netem` with the real binaries, and how far the figures agree.
     Compare(lowband_tools::compare::CompareArgs),
+    /// Echo cancellation of the client's voice processing: ERLE and near-end PESQ-WB over a simulated laptop echo path.
+    AecReport,
+    /// Noise suppression of the client's voice processing: PESQ-WB at 5 dB SNR, fan/hum and babble.
+    NsReport,
     /// Bytes on the wire per direction for one talker and one silent listener.
     Wire {
         #[arg(long, default_value = "wire-out")]
@@ -37,6 +41,8 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => lowband_tools::sim_cli::run(&a),
         Command::Netem(a) => lowband_tools::netem::run(&a),
         Command::Compare(a) => lowband_tools::compare::run(&a),
+        Command::AecReport => lowband_tools::voice_report::aec_report(),
+        Command::NsReport => lowband_tools::voice_report::ns_report(),
         Command::Wire { out } => lowband_tools::wire::run(&out),
     }
 }

@@ -332,6 +332,7 @@ impl Gateway {
             next_tick: now + TICK,
             mix: Mix::default(),
             floor: Floor::default(),
+            talkers: Vec::new(),
         });
         if room.participants.len() >= cfg.max_room_size {
             let empty = room.participants.is_empty();
@@ -351,7 +352,7 @@ impl Gateway {
         };
         room.next_id += 1;
         let entry = RosterEntry { id, name, role, muted: false, hand: None };
-        room.participants.insert(id, Participant { conn, entry: entry.clone(), uplink, downlink, chunk: [0; CHUNK], talking: false });
+        room.participants.insert(id, Participant { conn, entry: entry.clone(), uplink, downlink, chunk: [0; CHUNK], talking: false, voice_hold: 0 });
         let roster = room.participants.values().map(|p| p.entry.clone()).collect();
         self.conns.get_mut(&conn).expect("present").state = ConnState::Joined { room: room_name.clone(), id };
         self.send(conn, &ServerMsg::Joined { room: room_name.clone(), you: id, roster });
