@@ -64,6 +64,9 @@ fn echo_path(far: &[i16], delay_ms: usize, gain_db: f64, seed: u64) -> Vec<f32> 
         let decay = (-(i as f32) / (10.0 * RATE as f32 / 1000.0)).exp();
         *h = (rng.next_f64() as f32 * 2.0 - 1.0) * 0.5 * decay;
     }
+    // Unit energy, so `gain_db` alone sets the echo level.
+    let norm = ir.iter().map(|h| h * h).sum::<f32>().sqrt();
+    ir.iter_mut().for_each(|h| *h /= norm);
     let g = 10f32.powf(gain_db as f32 / 20.0);
     let d = delay_ms * RATE / 1000;
     let mut out = vec![0f32; far.len() + d];
@@ -91,8 +94,26 @@ fn echo_path(far: &[i16], delay_ms: usize, gain_db: f64, seed: u64) -> Vec<f32> 
     out
 }
 
+/// With `LOWBAND_REPORT_WAVS=DIR`, keeps each case's signals as WAVs to listen to.
+fn save(case: &str, signals: &[(&str, &[i16])]) -> anyhow::Result<()> {
+    let Some(dir) = std::env::var_os("LOWBAND_REPORT_WAVS") else { return Ok(()) };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir)?;
+    for (name, x) in signals {
+        let mut w = hound::WavWriter::create(dir.join(format!("{case}-{name}.wav")), lowband_client::audio::wav::spec_16k_mono())?;
+        for &s in x.iter() {
+            w.write_sample(s)?;
+        }
+        w.finalize()?;
+    }
+    Ok(())
+}
+
 pub struct AecRow {
     pub delay_ms: usize,
+    pub echo_db: f64,
+    /// Near-end speech to echo ratio at the microphone during double talk.
+    pub ser_db: f64,
     pub erle_aec_db: f64,
     pub erle_chain_db: f64,
     pub pesq_mic: f64,
@@ -101,12 +122,12 @@ pub struct AecRow {
 }
 
 /// Far end talks alone for 20 s, then the near end (real ARCTIC speech) talks over it.
-pub fn aec_case(delay_ms: usize) -> anyhow::Result<AecRow> {
+pub fn aec_case(delay_ms: usize, echo_db: f64) -> anyhow::Result<AecRow> {
     let far = speech("synthetic-hub-reply-16k.wav")?;
     let near = speech("arctic_a0007.wav")?;
     let len = far.len().min(30 * RATE) / CHUNK * CHUNK;
     let far = &far[..len];
-    let echo = echo_path(far, delay_ms, -4.0, delay_ms as u64);
+    let echo = echo_path(far, delay_ms, echo_db, delay_ms as u64);
     let near_at = 22 * RATE;
     let mut rng = Rng::new(7);
     // Mic self-noise at about −70 dBFS, so the measurement never divides by zero.
@@ -120,6 +141,9 @@ pub fn aec_case(delay_ms: usize) -> anyhow::Result<AecRow> {
     }
     let mic = to_i16(&mic);
     let (aec, chain) = process(Stages::ALL, far, &mic)?;
+    let e_near = near.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+    let e_echo = energy(&echo[near_at..(near_at + near.len()).min(len)]);
+    save(&format!("aec-{delay_ms}ms-{echo_db}dB"), &[("mic", &mic), ("aec", &aec), ("chain", &chain)])?;
 
     // ERLE over far-end single talk after 10 s of convergence, on chunks carrying echo.
     let (from, to) = (10 * RATE, near_at);
@@ -136,6 +160,8 @@ pub fn aec_case(delay_ms: usize) -> anyhow::Result<AecRow> {
     let score = |x: &[i16]| -> anyhow::Result<f64> { Ok(score_turn(&near, x, near_at, RATE / 5).map_err(|e| anyhow!(e))?.pesq_wb) };
     Ok(AecRow {
         delay_ms,
+        echo_db,
+        ser_db: db(e_near) - db(e_echo),
         erle_aec_db: db(e_mic) - db(e_aec),
         erle_chain_db: db(e_mic) - db(e_chain),
         pesq_mic: score(&mic)?,
@@ -146,16 +172,22 @@ pub fn aec_case(delay_ms: usize) -> anyhow::Result<AecRow> {
 
 pub fn aec_report() -> anyhow::Result<()> {
     println!("echo cancellation: far end (synthetic-hub-reply) alone 0-22 s through a simulated");
-    println!("speaker→mic path (delay, 40 ms room, 200 Hz-3.5 kHz, −4 dB), near end (arctic_a0007) from 22 s.");
+    println!("speaker→mic path (delay, 40 ms room, 200 Hz-3.5 kHz, echo level), near end (arctic_a0007) from 22 s.");
     println!("ERLE during far-end single talk 10-22 s (after convergence); PESQ-WB of the near end in double talk.");
-    println!("{:>8} {:>10} {:>12} {:>9} {:>9} {:>11}", "delay", "ERLE AEC", "ERLE chain", "PESQ mic", "PESQ AEC", "PESQ chain");
-    for d in [50, 100, 150] {
-        let r = aec_case(d)?;
-        println!(
-            "{:>6}ms {:>8.1}dB {:>10.1}dB {:>9.2} {:>9.2} {:>11.2}",
-            r.delay_ms, r.erle_aec_db, r.erle_chain_db, r.pesq_mic, r.pesq_aec, r.pesq_chain
-        );
+    println!(
+        "{:>6} {:>6} {:>9} {:>10} {:>11} {:>9} {:>9} {:>11}",
+        "delay", "echo", "near/echo", "ERLE AEC", "ERLE chain", "PESQ mic", "PESQ AEC", "PESQ chain"
+    );
+    for echo_db in [-60.0, -10.0, -4.0] {
+        for d in [50, 100, 150] {
+            let r = aec_case(d, echo_db)?;
+            println!(
+                "{:>4}ms {:>4.0}dB {:>7.1}dB {:>8.1}dB {:>9.1}dB {:>9.2} {:>9.2} {:>11.2}",
+                r.delay_ms, r.echo_db, r.ser_db, r.erle_aec_db, r.erle_chain_db.min(99.9), r.pesq_mic, r.pesq_aec, r.pesq_chain
+            );
+        }
     }
+    println!("(ERLE chain is capped at 99.9 dB: the whole chain often outputs digital silence during far-end single talk)");
     println!("(chain = AEC + RNNoise + AGC; PESQ mic = the unprocessed microphone, near end plus echo)");
     Ok(())
 }
@@ -242,3 +274,4 @@ pub fn ns_report() -> anyhow::Result<()> {
     println!("(RNNoise = noise suppression alone; full chain = AEC + RNNoise + AGC, no far end)");
     Ok(())
 }
+
