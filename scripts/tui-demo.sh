@@ -33,21 +33,21 @@ echo "invitation: $invite" | tee "$out/invitation.txt"
 fp="$("$bin/lowband-gateway" --state-dir "$state" fingerprint)"
 
 # The TUI client first (its token makes it the host), speaking the ARCTIC
-# sentence through the voice processing at 14 s.
+# sentence through the voice processing at 11 s.
 tmux new-session -d -s "$session" -x 100 -y 30 \
-  "'$bin/lowband' join '$invite' --tui --input '$S/arctic_a0007.wav' --speak-at 14 --output '$out/tui-heard.wav' --process-input --duration 40 --log '$out/tui.log'; sleep 30"
+  "'$bin/lowband' join '$invite' --tui --input '$S/arctic_a0007.wav' --speak-at 11 --output '$out/tui-heard.wav' --process-input --duration 40 --log '$out/tui.log'; sleep 30"
 sleep 2
 join() { "$bin/lowband" join "127.0.0.1:$port" echo-hiv --fingerprint "$fp" --no-tui "$@" >>"$out/clients.log" 2>&1 & pids+=("$!"); }
 join --name "Clinic 7" --input "$S/synthetic-case-presentation-16k.wav" --speak-at 1 --output "$out/clinic7.wav" --duration 34 --raise-hand
 join --name "Clinic 9" --input "$S/synthetic-hub-reply-16k.wav" --speak-at 9 --output "$out/clinic9.wav" --duration 34
 join --name "Clinic 3" --output "$out/clinic3.wav" --duration 34 --raise-hand --muted
-sleep 9
+sleep 7
 tmux capture-pane -p -t "$session" >"$out/screen-1.txt"
 tmux send-keys -t "$session" h     # the TUI user raises a hand too
-sleep 3
+sleep 3.5
 tmux capture-pane -p -t "$session" >"$out/screen-2.txt"
 tmux send-keys -t "$session" g     # as host: give the floor to the first raised hand
-sleep 4
+sleep 2
 tmux capture-pane -p -t "$session" >"$out/screen-3.txt"
 tmux send-keys -t "$session" m     # mute yourself
 sleep 2

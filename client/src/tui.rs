@@ -212,6 +212,8 @@ pub async fn run(
     let ui = async {
         let mut redraw = tokio::time::interval(Duration::from_millis(100));
         let mut last_ptt: Option<Instant> = None;
+        let mut last_meter = Instant::now();
+        let mut open_until = Instant::now();
         loop {
             tokio::select! {
                 u = updates.recv() => match u {
@@ -257,8 +259,13 @@ pub async fn run(
                 t.set_key(down);
                 view.ptt_down = down;
                 view.talk_mode = Some(t.mode());
-                view.mic_db = t.level_db();
-                view.mic_open = t.speaking();
+                // Peak hold: a meter that falls 15 dB/s reads better than raw 20 ms levels.
+                view.mic_db = t.level_db().max(view.mic_db - 1.5 * (last_meter.elapsed().as_secs_f32() * 10.0));
+                last_meter = Instant::now();
+                if t.speaking() {
+                    open_until = Instant::now() + Duration::from_millis(300);
+                }
+                view.mic_open = Instant::now() < open_until;
             }
             let _ = terminal.draw(|f| render(f, &view));
         }
