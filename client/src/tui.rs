@@ -293,7 +293,9 @@ mod tests {
         let mut t = Terminal::new(TestBackend::new(100, 22)).unwrap();
         t.draw(|f| render(f, v)).unwrap();
         let b = t.backend().buffer().clone();
-        (0..b.area.height).map(|y| (0..b.area.width).map(|x| b[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect()
+        let text: String = (0..b.area.height).map(|y| (0..b.area.width).map(|x| b[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect();
+        // The buffer pads a wide character with a blank cell; a terminal does not.
+        text.replace("✋ ", "✋")
     }
 
     #[test]
