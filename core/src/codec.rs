@@ -57,12 +57,38 @@ pub fn packet_samples(packet: &[u8]) -> Result<usize, CodecError> {
     })
 }
 
+/// The audio bandwidth an Opus packet was coded at (from its TOC byte).
+pub fn packet_bandwidth(packet: &[u8]) -> Option<Bandwidth> {
+    if packet.is_empty() {
+        return None;
+    }
+    // SAFETY: reads only the first byte, which exists.
+    match unsafe { ffi::opus_packet_get_bandwidth(packet.as_ptr()) } {
+        ffi::OPUS_BANDWIDTH_NARROWBAND => Some(Bandwidth::Narrow),
+        ffi::OPUS_BANDWIDTH_MEDIUMBAND => Some(Bandwidth::Medium),
+        b if b >= ffi::OPUS_BANDWIDTH_WIDEBAND => Some(Bandwidth::Wide),
+        _ => None,
+    }
+}
+
+/// Whether an Opus packet carries in-band FEC (LBRR) for the frame before it.
+pub fn packet_has_lbrr(packet: &[u8]) -> bool {
+    let Ok(len) = i32::try_from(packet.len()) else { return false };
+    // SAFETY: the pointer and length describe a live slice.
+    len > 0 && unsafe { ffi::opus_packet_has_lbrr(packet.as_ptr(), len) } > 0
+}
+
 fn bandwidth_code(b: Bandwidth) -> c_int {
     match b {
         Bandwidth::Narrow => ffi::OPUS_BANDWIDTH_NARROWBAND,
         Bandwidth::Medium => ffi::OPUS_BANDWIDTH_MEDIUMBAND,
         Bandwidth::Wide => ffi::OPUS_BANDWIDTH_WIDEBAND,
     }
+}
+
+extern "C" {
+    // libopus allocates with malloc and frees with free (opus_alloc/opus_free).
+    fn malloc(size: usize) -> *mut std::ffi::c_void;
 }
 
 pub struct Encoder {
@@ -104,6 +130,25 @@ impl Encoder {
         Ok(())
     }
 
+    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_BITRATE_REQUEST, bps.clamp(500, 512_000) as c_int)
+    }
+
+    /// Forces the coded bandwidth (None = let libopus choose up to the profile's maximum).
+    pub fn set_bandwidth(&mut self, b: Option<Bandwidth>) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_BANDWIDTH_REQUEST, b.map_or(ffi::OPUS_AUTO, bandwidth_code))
+    }
+
+    /// Deep redundancy (DRED) depth in ms, 0 = off; libopus spends bits on it only above ~12 kbit/s.
+    pub fn set_dred_ms(&mut self, ms: u32) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_DRED_DURATION_REQUEST, (ms / 10).min(104) as c_int)
+    }
+
+    /// Loss the encoder should expect (drives LBRR and DRED budgets).
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, c_int::from(percent.min(100)))
+    }
+
     /// Samples one [`Encoder::encode`] call consumes.
     pub fn frame_samples(&self) -> usize {
         self.frame_samples
@@ -122,6 +167,28 @@ impl Encoder {
                 out.len().min(i32::MAX as usize) as i32,
             )
         })
+    }
+
+    /// A second encoder in exactly this one's state, so a stream can fork
+    /// (a listener who starts talking takes over the shared mix's encoder
+    /// state) without the decoder hearing a reset. libopus keeps an encoder in
+    /// one flat allocation whose only pointers go to static tables (modes,
+    /// compiled-in DNN weights), so a byte copy is a valid encoder.
+    pub fn try_clone(&self) -> Result<Self, CodecError> {
+        // SAFETY: returns the byte size of a mono encoder's single allocation.
+        let size = unsafe { ffi::opus_encoder_get_size(1) };
+        let size = usize::try_from(size).map_err(|_| CodecError { call: "opus_encoder_get_size", code: ffi::OPUS_INTERNAL_ERROR })?;
+        // SAFETY: libopus frees encoders with free(), so the copy is malloc'ed;
+        // the source is a live encoder of exactly `size` bytes.
+        let st = unsafe {
+            let p = malloc(size) as *mut ffi::OpusEncoder;
+            if !p.is_null() {
+                std::ptr::copy_nonoverlapping(self.st.as_ptr() as *const u8, p as *mut u8, size);
+            }
+            p
+        };
+        let st = NonNull::new(st).ok_or(CodecError { call: "malloc", code: ffi::OPUS_ALLOC_FAIL })?;
+        Ok(Encoder { st, frame_samples: self.frame_samples })
     }
 
     /// True while the encoder is in discontinuous transmission (silence, nothing worth sending).
@@ -199,6 +266,82 @@ impl Decoder {
     }
 }
 
+impl Decoder {
+    /// Rebuilds `out.len()` samples that ended `offset` samples before the start
+    /// of the packet `dred` was parsed from, from its deep redundancy.
+    pub fn decode_dred(&mut self, dred: &Dred, offset: usize, out: &mut [i16]) -> Result<usize, CodecError> {
+        let offset = c_int::try_from(offset).map_err(|_| CodecError { call: "opus_decoder_dred_decode", code: ffi::OPUS_BAD_ARG })?;
+        // SAFETY: dred is a live, parsed DRED state; out is writable for its length.
+        check("opus_decoder_dred_decode", unsafe {
+            ffi::opus_decoder_dred_decode(self.st.as_ptr(), dred.dred.as_ptr(), offset, out.as_mut_ptr(), out.len() as c_int)
+        })
+    }
+}
+
+/// Deep redundancy (DRED) parsed from one packet: up to ~1 s of the audio
+/// before it, as a neural vocoder's features. Only meaningful when the sender
+/// runs the same libopus.
+pub struct Dred {
+    decoder: NonNull<ffi::OpusDREDDecoder>,
+    dred: NonNull<ffi::OpusDRED>,
+    /// Samples of history the last parsed packet covers (0 = none).
+    available: usize,
+}
+
+// SAFETY: as for Encoder.
+unsafe impl Send for Dred {}
+
+impl Dred {
+    pub fn new() -> Result<Self, CodecError> {
+        let mut err = 0;
+        // SAFETY: valid arguments; pointers are checked.
+        let decoder = unsafe { ffi::opus_dred_decoder_create(&mut err) };
+        check("opus_dred_decoder_create", err)?;
+        let decoder = NonNull::new(decoder).ok_or(CodecError { call: "opus_dred_decoder_create", code: ffi::OPUS_ALLOC_FAIL })?;
+        // SAFETY: as above.
+        let dred = unsafe { ffi::opus_dred_alloc(&mut err) };
+        let dred = match (check("opus_dred_alloc", err), NonNull::new(dred)) {
+            (Ok(_), Some(d)) => d,
+            (r, _) => {
+                // SAFETY: created just above, destroyed once.
+                unsafe { ffi::opus_dred_decoder_destroy(decoder.as_ptr()) };
+                return Err(r.err().unwrap_or(CodecError { call: "opus_dred_alloc", code: ffi::OPUS_ALLOC_FAIL }));
+            }
+        };
+        Ok(Dred { decoder, dred, available: 0 })
+    }
+
+    /// Parses the DRED of `packet`; returns the samples of history it covers (0 = none).
+    pub fn parse(&mut self, packet: &[u8]) -> usize {
+        self.available = 0;
+        let Ok(len) = i32::try_from(packet.len()) else { return 0 };
+        if len == 0 {
+            return 0;
+        }
+        let mut end: c_int = 0;
+        // SAFETY: states are live; packet/len describe a live slice.
+        let ret = unsafe {
+            ffi::opus_dred_parse(self.decoder.as_ptr(), self.dred.as_ptr(), packet.as_ptr(), len, SAMPLE_RATE as i32, SAMPLE_RATE as i32, &mut end, 0)
+        };
+        self.available = usize::try_from(ret).unwrap_or(0);
+        self.available
+    }
+
+    pub fn available(&self) -> usize {
+        self.available
+    }
+}
+
+impl Drop for Dred {
+    fn drop(&mut self) {
+        // SAFETY: both created in Dred::new, destroyed once.
+        unsafe {
+            ffi::opus_dred_free(self.dred.as_ptr());
+            ffi::opus_dred_decoder_destroy(self.decoder.as_ptr());
+        }
+    }
+}
+
 impl Drop for Decoder {
     fn drop(&mut self) {
         // SAFETY: created by opus_decoder_create, destroyed once.
@@ -225,6 +368,25 @@ mod tests {
         assert_eq!(packet_samples(&pkt[..n]).unwrap(), p.frame_samples());
         assert_eq!(dec.decode(&pkt[..n], &mut pcm).unwrap(), p.frame_samples());
         assert_eq!(dec.conceal(&mut pcm[..CHUNK]).unwrap(), CHUNK);
+    }
+
+    #[test]
+    fn a_cloned_encoder_continues_exactly_like_the_original() {
+        let p = Profile::default();
+        let mut a = Encoder::new(&p).unwrap();
+        let speech = tone(p.frame_samples() * 4);
+        let mut pa = [0u8; MAX_PACKET_BYTES];
+        let mut pb = [0u8; MAX_PACKET_BYTES];
+        let frames: Vec<&[i16]> = speech.chunks(p.frame_samples()).collect();
+        a.encode(frames[0], &mut pa).unwrap();
+        let mut b = a.try_clone().unwrap();
+        for f in &frames[1..] {
+            let na = a.encode(f, &mut pa).unwrap();
+            let nb = b.encode(f, &mut pb).unwrap();
+            assert_eq!(pa[..na], pb[..nb]);
+        }
+        drop(a);
+        assert!(b.encode(frames[0], &mut pb).unwrap() > 0);
     }
 
     #[test]
