@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lowband needs to build and test, if missing:
 # cmake (libopus is built from source), ALSA headers (cpal), pkg-config,
-# and PulseAudio for the virtual sound card used by device tests.
+# PulseAudio for the virtual sound card used by device tests, and tmux for
+# scripts/tui-demo.sh.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
@@ -10,6 +11,9 @@ command -v cc >/dev/null || need+=(build-essential)
 pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev)
 if [ "${LOWBAND_DEVICE_TESTS:-0}" = 1 ]; then
   command -v pulseaudio >/dev/null || need+=(pulseaudio pulseaudio-utils libasound2-plugins)
+fi
+if [ "${LOWBAND_TUI_DEMO:-0}" = 1 ]; then
+  command -v tmux >/dev/null || need+=(tmux)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

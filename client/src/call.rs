@@ -87,6 +87,8 @@ pub struct CallUpdate {
 pub struct CallControls {
     pub commands: mpsc::UnboundedReceiver<CallCommand>,
     pub updates: mpsc::UnboundedSender<CallUpdate>,
+    /// Roster, speakers and link figures twice a second (see [`crate::status`]).
+    pub status: Option<tokio::sync::watch::Sender<crate::status::CallStatus>>,
 }
 
 impl CallControls {
@@ -95,7 +97,14 @@ impl CallControls {
     pub fn pair() -> (CallControls, mpsc::UnboundedSender<CallCommand>, mpsc::UnboundedReceiver<CallUpdate>) {
         let (ctx, crx) = mpsc::unbounded_channel();
         let (utx, urx) = mpsc::unbounded_channel();
-        (CallControls { commands: crx, updates: utx }, ctx, urx)
+        (CallControls { commands: crx, updates: utx, status: None }, ctx, urx)
+    }
+
+    /// Also publish [`crate::status::CallStatus`]; returns its receiver.
+    pub fn with_status(mut self) -> (Self, tokio::sync::watch::Receiver<crate::status::CallStatus>) {
+        let (tx, rx) = tokio::sync::watch::channel(Default::default());
+        self.status = Some(tx);
+        (self, rx)
     }
 }
 
@@ -228,9 +237,9 @@ pub async fn run_call_recording(
         Some(p) => Some(LinkLog::create(p)?),
         None => None,
     };
-    let (mut commands, updates) = match controls {
-        Some(c) => (Some(c.commands), Some(c.updates)),
-        None => (None, None),
+    let (mut commands, updates, mut status) = match controls {
+        Some(c) => (Some(c.commands), Some(c.updates), c.status.map(crate::status::StatusFeed::new)),
+        None => (None, None, None),
     };
     let Connected { conn, endpoint, fingerprint } = connect(opts).await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| CallError::Connect(opts.gateway.clone(), e.to_string()))?;
@@ -285,6 +294,9 @@ pub async fn run_call_recording(
                 }
                 if let Some(r) = recorder.as_mut() {
                     r.flush()?;
+                }
+                if let Some(s) = status.as_mut() {
+                    s.tick(t, &client, &conn);
                 }
                 if !leaving && opts.duration.is_some_and(|d| t >= d) {
                     leaving = true;

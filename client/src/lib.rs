@@ -8,6 +8,9 @@
 pub mod audio;
 pub mod call;
 pub mod cli;
+pub mod invite;
+pub mod status;
+pub mod tui;
 pub mod trust;
 
 pub use call::{run_call, run_call_controlled, CallCommand, CallControls, CallError, CallOptions, CallReport, CallUpdate};

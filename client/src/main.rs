@@ -2,9 +2,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    lowband_client::cli::run(lowband_client::cli::Cli::parse()).await
+    let cli = lowband_client::cli::Cli::parse();
+    lowband_client::cli::init_logging(&cli)?;
+    lowband_client::cli::run(cli).await
 }

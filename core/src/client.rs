@@ -84,6 +84,8 @@ pub struct Client {
     events: VecDeque<ClientEvent>,
     chunks_played: u64,
     chunks_audible: u64,
+    /// Who the gateway says is speaking (for indicators).
+    talkers: Vec<ParticipantId>,
 }
 
 impl Client {
@@ -101,6 +103,7 @@ impl Client {
             events: VecDeque::new(),
             chunks_played: 0,
             chunks_audible: 0,
+            talkers: Vec::new(),
         };
         c.control(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: config.name, token: config.token });
         c.control(&ClientMsg::Join { room: config.room });
@@ -130,6 +133,11 @@ impl Client {
             chunks_played: self.chunks_played,
             chunks_audible: self.chunks_audible,
         }
+    }
+
+    /// Participants the gateway is mixing with audible speech right now.
+    pub fn talkers(&self) -> &[ParticipantId] {
+        &self.talkers
     }
 
     pub fn is_muted(&self) -> bool {
@@ -265,8 +273,9 @@ impl Client {
                 self.events.extend(event);
             }
             ServerMsg::Error { code, text } => self.events.push_back(ClientEvent::Refused { code, text }),
-            // Issues #3/#7 (reports) and #6/#9 (talkers) act on these.
-            ServerMsg::Report(_) | ServerMsg::ActiveTalkers { .. } => {}
+            ServerMsg::ActiveTalkers { ids } => self.talkers = ids,
+            // Issues #3/#7 act on reports.
+            ServerMsg::Report(_) => {}
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod adapt;
 pub mod client;
 pub mod codec;
 pub mod gateway;
+pub mod invite;
 pub mod jitter;
 pub mod link;
 pub mod loss;

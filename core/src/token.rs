@@ -56,6 +56,18 @@ pub fn issue(key: &[u8], claims: &Claims) -> String {
     format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 
+/// Reads the claims without checking the signature: for the holder's own
+/// display (its name and room), never for admission.
+pub fn peek(token: &str) -> Result<Claims, TokenError> {
+    let token = token.trim();
+    if token.len() > MAX_TOKEN_LEN || !token.starts_with(PREFIX) {
+        return Err(TokenError::Malformed);
+    }
+    let (signed, _) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+    let body = URL_SAFE_NO_PAD.decode(&signed[PREFIX.len()..]).map_err(|_| TokenError::Malformed)?;
+    crate::wire::control::decode_body(&body).map_err(|_| TokenError::Malformed)
+}
+
 /// Checks signature, expiry and room, in that order (a forged token never
 /// learns whether its room or expiry would have passed).
 pub fn verify(key: &[u8], token: &str, room: &str, now_unix: u64) -> Result<Claims, TokenError> {
@@ -91,6 +103,13 @@ mod tests {
     fn a_valid_token_gives_back_its_claims() {
         let t = issue(KEY, &claims());
         assert_eq!(verify(KEY, &t, "echo-hiv", 999), Ok(claims()));
+    }
+
+    #[test]
+    fn a_holder_can_read_its_own_claims_but_not_from_garbage() {
+        let t = issue(KEY, &claims());
+        assert_eq!(peek(&t), Ok(claims()));
+        assert_eq!(peek("lb1.%%%.x"), Err(TokenError::Malformed));
     }
 
     #[test]

@@ -130,3 +130,26 @@ fn when_the_host_of_an_open_room_leaves_the_longest_present_participant_takes_ov
     assert!(room.clients[&2].is_host());
     assert_eq!(room.clients[&3].entry(early).unwrap().role, Role::Host);
 }
+
+#[test]
+fn everyone_is_told_who_speaks_and_a_silent_talker_drops_off_after_the_hangover() {
+    let mut room = Room { gw: Gateway::new(GatewayConfig::default()), clients: BTreeMap::new(), deaf: vec![], recorded: vec![], attendance: vec![] };
+    for (conn, name) in [(1, "Hub"), (2, "Talker"), (3, "Listener")] {
+        room.gw.handle_connect(conn);
+        room.clients.insert(conn, Client::new(ClientConfig::new(name, "r")).unwrap());
+        room.pump(Time::ZERO);
+    }
+    let talker = room.clients[&2].you().unwrap();
+    room.run(0, 50);
+    assert_eq!(room.clients[&3].talkers(), [talker], "the listener is not shown the talker speaking");
+    assert_eq!(room.clients[&1].talkers(), [talker]);
+    // Silence from the talker: the indicator goes off within a second.
+    for n in 50..100 {
+        let now = Time::from_millis(n * 20);
+        room.clients.get_mut(&2).unwrap().push_capture(&[0; CHUNK]).unwrap();
+        room.pump(now);
+        room.gw.handle_timeout(now);
+        room.pump(now);
+    }
+    assert!(room.clients[&3].talkers().is_empty(), "still shown speaking: {:?}", room.clients[&3].talkers());
+}

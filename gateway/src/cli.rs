@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use lowband_core::invite::Invitation;
 use lowband_core::token::Claims;
 use lowband_core::wire::control::is_valid_name;
 use lowband_core::wire::Role;
@@ -56,6 +57,10 @@ pub struct TokenArgs {
     /// How long it stays valid: e.g. 90m, 12h, 7d.
     #[arg(long, default_value = "7d", value_parser = parse_validity)]
     pub valid: Duration,
+    /// Also print an invitation for `lowband join` with this public address
+    /// (host:port as clients reach it), the token and the certificate fingerprint.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub invite: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -133,7 +138,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(is_valid_name(&t.room) && is_valid_name(&t.name), "room and name must be 1-64 printable characters");
             let expires = crate::archive::unix_ms_now() / 1000 + t.valid.as_secs();
             let claims = Claims { room: t.room, name: t.name, role: t.role.into(), expires };
-            println!("{}", crate::keys::issue(&config.state_dir, &claims)?);
+            let token = crate::keys::issue(&config.state_dir, &claims)?;
+            println!("{token}");
+            if let Some(addr) = t.invite {
+                let fingerprint = crate::cert::load_or_create(&config.state_dir)?.fingerprint;
+                let inv = Invitation { gateway: addr, room: claims.room.clone(), token: Some(token), fingerprint: Some(fingerprint), name: None };
+                // Parse it back so a bad --invite address fails here, not at the clinic.
+                Invitation::parse(&inv.to_string()).context("--invite HOST:PORT")?;
+                println!("{inv}");
+            }
             eprintln!("valid until {} for room {:?}", attendance::utc(expires * 1000), claims.room);
         }
         Command::Attendance(AttendanceCommand::List) => {

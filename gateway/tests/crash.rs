@@ -174,3 +174,21 @@ fn the_token_command_prints_a_token_that_the_gateway_s_key_admits_for_its_room_o
     assert!(lowband_core::token::verify(&key, token.trim(), "echo-hiv", now + 7 * 86_400 + 10).is_err());
     assert!(lowband_core::token::verify(&key, token.trim(), "echo-tb", now).is_err());
 }
+
+#[test]
+fn the_token_command_with_invite_prints_an_invitation_carrying_token_and_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lowband-gateway")).args(["--state-dir", state.to_str().unwrap()]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = run(&["token", "--room", "echo hiv", "--name", "Clinic 7", "--invite", "hub.example.org:4433"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let inv = lowband_core::invite::Invitation::parse(lines[1]).unwrap();
+    assert_eq!((inv.gateway.as_str(), inv.room.as_str()), ("hub.example.org:4433", "echo hiv"));
+    assert_eq!(inv.token.as_deref(), Some(lines[0]));
+    assert_eq!(inv.fingerprint.unwrap(), run(&["fingerprint"]).trim());
+}

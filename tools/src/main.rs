@@ -27,6 +27,10 @@ enum Command {
     Load(lowband_tools::load::LoadArgs),
     /// Adaptive jitter buffer vs the hindsight-best fixed buffer on every recorded trace, and stretcher quality.
     JitterReport(lowband_tools::jitter_report::JitterReportArgs),
+    /// Echo cancellation of the client's voice processing: ERLE and near-end PESQ-WB over a simulated laptop echo path.
+    AecReport,
+    /// Noise suppression of the client's voice processing: PESQ-WB at 5 dB SNR, fan/hum and babble.
+    NsReport,
     /// Bytes on the wire per direction for one talker and one silent listener.
     Wire {
         #[arg(long, default_value = "wire-out")]
@@ -43,6 +47,8 @@ fn main() -> anyhow::Result<()> {
         Command::Compare(a) => lowband_tools::compare::run(&a),
         Command::Load(a) => lowband_tools::load::run(&a),
         Command::JitterReport(a) => lowband_tools::jitter_report::run(&a),
+        Command::AecReport => lowband_tools::voice_report::aec_report(),
+        Command::NsReport => lowband_tools::voice_report::ns_report(),
         Command::Wire { out } => lowband_tools::wire::run(&out),
     }
 }

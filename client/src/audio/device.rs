@@ -4,7 +4,10 @@
 //! happen on the call driver's side of the rings.
 //!
 //! cpal streams may not move between threads, so one plain thread opens
-//! them, hands back the ring ends, and keeps them alive until stopped.
+//! them, hands back the ring ends, and keeps them alive until stopped; it
+//! reopens them when a device fails (unplugged) or falls silent, retrying
+//! every second, while the call goes on in silence. Devices are chosen by
+//! part of their name (`lowband devices` lists them).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -12,22 +15,28 @@ use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{SampleFormat, StreamConfig};
-use lowband_core::codec::{CHUNK, SAMPLE_RATE};
+use lowband_core::codec::{CHUNK, CHUNK_MS, SAMPLE_RATE};
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
-use super::resample::Linear;
+use super::resample::Stream;
 use super::AudioIo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("no {0} sound device found")]
     NoDevice(&'static str),
+    #[error("no {0} named like {1:?} (see `lowband devices`)")]
+    NotFound(&'static str, String),
+    #[error(transparent)]
+    Resample(#[from] super::resample::ResampleError),
     #[error("{0}: {1}")]
     Cpal(&'static str, String),
     #[error("sample format {0:?} is not supported (need f32 or i16)")]
     Format(SampleFormat),
 }
+
+const CHUNK_TIME: Duration = Duration::from_millis(CHUNK_MS as u64);
 
 /// How much playback audio to keep queued in the ring ahead of the card.
 const PLAYOUT_AHEAD: Duration = Duration::from_millis(60);
@@ -44,16 +53,33 @@ struct Opened {
 }
 
 pub struct DeviceAudio {
-    opened: Opened,
-    stop: Option<mpsc::Sender<()>>,
+    opened: Option<Opened>,
+    /// Replacement streams from the audio thread after a failure.
+    reopened: mpsc::Receiver<Opened>,
+    control: mpsc::Sender<Ctl>,
     failed: Arc<AtomicBool>,
-    down: Linear,
-    up: Linear,
+    down: Stream,
+    up: Stream,
     raw: Vec<f32>,
     mono: Vec<f32>,
     pending: Vec<f32>,
     out: Vec<f32>,
+    /// While no device works: media time paced by the clock, so the call goes on in silence.
+    gap_capture: Duration,
+    gap_playout: Duration,
+    /// Last time the microphone delivered samples (a silent stall counts as a failure).
+    last_input: Duration,
 }
+
+enum Ctl {
+    Reopen,
+    Stop,
+}
+
+/// How long a microphone may deliver nothing before it is reopened.
+const STALL: Duration = Duration::from_secs(2);
+/// How often to try again while no device can be opened.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// A config at 16 kHz if the device offers one (no conversion), else its default.
 fn pick_config(ranges: Vec<cpal::SupportedStreamConfigRange>, default: cpal::SupportedStreamConfig) -> (StreamConfig, SampleFormat) {
@@ -65,10 +91,46 @@ fn pick_config(ranges: Vec<cpal::SupportedStreamConfigRange>, default: cpal::Sup
     (c.config(), c.sample_format())
 }
 
-fn open(failed: Arc<AtomicBool>) -> Result<(Opened, cpal::Stream, cpal::Stream), DeviceError> {
+/// Which devices to use: part of a name each (case-insensitive), or the system default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceChoice {
+    pub mic: Option<String>,
+    pub speaker: Option<String>,
+}
+
+fn find(devices: impl Iterator<Item = cpal::Device>, want: &str) -> Option<cpal::Device> {
+    let want = want.to_lowercase();
+    devices.into_iter().find(|d| d.name().is_ok_and(|n| n.to_lowercase().contains(&want)))
+}
+
+/// One line per device, `input:`/`output:`, the defaults marked.
+pub fn list_devices() -> Result<Vec<String>, DeviceError> {
     let host = cpal::default_host();
-    let input = host.default_input_device().ok_or(DeviceError::NoDevice("input"))?;
-    let output = host.default_output_device().ok_or(DeviceError::NoDevice("output"))?;
+    let di = host.default_input_device().and_then(|d| d.name().ok());
+    let dout = host.default_output_device().and_then(|d| d.name().ok());
+    let mut lines = Vec::new();
+    let e = |x: cpal::DevicesError| DeviceError::Cpal("listing devices", x.to_string());
+    for d in host.input_devices().map_err(e)? {
+        let n = d.name().unwrap_or_default();
+        lines.push(format!("input:  {n}{}", if Some(&n) == di.as_ref() { "  (default)" } else { "" }));
+    }
+    for d in host.output_devices().map_err(e)? {
+        let n = d.name().unwrap_or_default();
+        lines.push(format!("output: {n}{}", if Some(&n) == dout.as_ref() { "  (default)" } else { "" }));
+    }
+    Ok(lines)
+}
+
+fn open(choice: &DeviceChoice, failed: Arc<AtomicBool>) -> Result<(Opened, cpal::Stream, cpal::Stream), DeviceError> {
+    let host = cpal::default_host();
+    let input = match &choice.mic {
+        Some(n) => host.input_devices().ok().and_then(|d| find(d, n)).ok_or_else(|| DeviceError::NotFound("microphone", n.clone()))?,
+        None => host.default_input_device().ok_or(DeviceError::NoDevice("input"))?,
+    };
+    let output = match &choice.speaker {
+        Some(n) => host.output_devices().ok().and_then(|d| find(d, n)).ok_or_else(|| DeviceError::NotFound("speaker", n.clone()))?,
+        None => host.default_output_device().ok_or(DeviceError::NoDevice("output"))?,
+    };
     let e = |what: &'static str| move |err: &dyn std::fmt::Display| DeviceError::Cpal(what, err.to_string());
 
     let in_ranges = input.supported_input_configs().map_err(|x| e("input configs")(&x))?.collect();
@@ -147,57 +209,146 @@ fn open(failed: Arc<AtomicBool>) -> Result<(Opened, cpal::Stream, cpal::Stream),
 impl DeviceAudio {
     /// Opens the default input and output devices.
     pub fn open_default() -> Result<Self, DeviceError> {
+        Self::open(DeviceChoice::default())
+    }
+
+    /// Opens the chosen devices. If one fails later (unplugged), the audio
+    /// thread closes both and retries every second until they open again;
+    /// the call meanwhile goes on in silence.
+    pub fn open(choice: DeviceChoice) -> Result<Self, DeviceError> {
         let failed = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (ctl_tx, ctl_rx) = mpsc::channel::<Ctl>();
         let f = failed.clone();
         std::thread::Builder::new()
             .name("lowband-audio".into())
-            .spawn(move || match open(f) {
-                Ok((opened, _in, _out)) => {
-                    let _ = ready_tx.send(Ok(opened));
-                    let _ = stop_rx.recv();
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+            .spawn(move || audio_thread(choice, f, ready_tx, ctl_rx))
+            .map_err(|e| DeviceError::Cpal("audio thread", e.to_string()))?;
+        let opened = ready_rx.recv().map_err(|e| DeviceError::Cpal("audio thread", e.to_string()))??;
+        let (reopened_tx, reopened_rx) = mpsc::channel();
+        // The first answer came through `ready`; later ones through `reopened`.
+        std::thread::Builder::new()
+            .name("lowband-audio-relay".into())
+            .spawn(move || {
+                while let Ok(r) = ready_rx.recv() {
+                    if let Ok(o) = r {
+                        if reopened_tx.send(o).is_err() {
+                            return;
+                        }
+                    }
                 }
             })
             .map_err(|e| DeviceError::Cpal("audio thread", e.to_string()))?;
-        let opened = ready_rx.recv().map_err(|e| DeviceError::Cpal("audio thread", e.to_string()))??;
-        tracing::info!(
-            input = %format!("{} Hz × {}", opened.in_rate, opened.in_channels),
-            output = %format!("{} Hz × {}", opened.out_rate, opened.out_channels),
-            "sound devices open"
-        );
         Ok(DeviceAudio {
-            down: Linear::new(opened.in_rate, SAMPLE_RATE),
-            up: Linear::new(SAMPLE_RATE, opened.out_rate),
-            opened,
-            stop: Some(stop_tx),
+            down: Stream::new(opened.in_rate, SAMPLE_RATE)?,
+            up: Stream::new(SAMPLE_RATE, opened.out_rate)?,
+            opened: Some(opened),
+            reopened: reopened_rx,
+            control: ctl_tx,
             failed,
             raw: Vec::new(),
             mono: Vec::new(),
             pending: Vec::new(),
             out: Vec::new(),
+            gap_capture: Duration::ZERO,
+            gap_playout: Duration::ZERO,
+            last_input: Duration::ZERO,
         })
     }
 
-    /// True once a device reported an error (e.g. it was unplugged).
+    /// True while no working device is open (e.g. unplugged, waiting for it to return).
     pub fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        self.opened.is_none()
+    }
+
+    /// Notices failures and picks up reopened devices; called from every capture poll.
+    fn check(&mut self, now: Duration) {
+        if self.opened.is_some() && (self.failed.load(Ordering::Relaxed) || now.saturating_sub(self.last_input) > STALL) {
+            tracing::warn!("sound device failed or went silent; reopening");
+            self.opened = None;
+            self.gap_capture = now;
+            self.gap_playout = now;
+            let _ = self.control.send(Ctl::Reopen);
+        }
+        if self.opened.is_none() {
+            if let Ok(o) = self.reopened.try_recv() {
+                self.failed.store(false, Ordering::Relaxed);
+                match (Stream::new(o.in_rate, SAMPLE_RATE), Stream::new(SAMPLE_RATE, o.out_rate)) {
+                    (Ok(d), Ok(u)) => {
+                        tracing::info!("sound devices back");
+                        self.down = d;
+                        self.up = u;
+                        self.pending.clear();
+                        self.last_input = now;
+                        self.opened = Some(o);
+                    }
+                    _ => {
+                        let _ = self.control.send(Ctl::Reopen);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Owns the cpal streams (they may not move between threads): opens them,
+/// hands the ring ends over, and reopens on request until stopped.
+fn audio_thread(choice: DeviceChoice, failed: Arc<AtomicBool>, ready: mpsc::Sender<Result<Opened, DeviceError>>, ctl: mpsc::Receiver<Ctl>) {
+    let mut first = true;
+    loop {
+        match open(&choice, failed.clone()) {
+            Ok((opened, _in, _out)) => {
+                tracing::info!(
+                    input = %format!("{} Hz × {}", opened.in_rate, opened.in_channels),
+                    output = %format!("{} Hz × {}", opened.out_rate, opened.out_channels),
+                    "sound devices open"
+                );
+                if ready.send(Ok(opened)).is_err() {
+                    return;
+                }
+                first = false;
+                match ctl.recv() {
+                    Ok(Ctl::Reopen) => continue,
+                    Ok(Ctl::Stop) | Err(_) => return,
+                }
+            }
+            Err(e) if first => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("sound devices still unavailable: {e}");
+                match ctl.recv_timeout(RETRY) {
+                    Ok(Ctl::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    _ => {}
+                }
+            }
+        }
     }
 }
 
 impl AudioIo for DeviceAudio {
-    fn capture(&mut self, _now: Duration, out: &mut [i16]) -> bool {
-        let o = &mut self.opened;
+    fn capture(&mut self, now: Duration, out: &mut [i16]) -> bool {
+        self.check(now);
+        let Some(o) = self.opened.as_mut() else {
+            // No device: silence at the pace of the clock.
+            if now < self.gap_capture + CHUNK_TIME {
+                return false;
+            }
+            self.gap_capture += CHUNK_TIME;
+            out.fill(0);
+            return true;
+        };
         let avail = o.capture.occupied_len();
         if avail > 0 {
+            self.last_input = now;
             self.raw.resize(avail, 0.0);
             let n = o.capture.pop_slice(&mut self.raw);
             self.mono.clear();
             self.mono.extend(self.raw[..n].chunks(o.in_channels).map(|f| f.iter().sum::<f32>() / f.len() as f32));
-            self.down.process(&self.mono, &mut self.pending);
+            if self.down.process(&self.mono, &mut self.pending).is_err() {
+                self.failed.store(true, Ordering::Relaxed);
+            }
         }
         if self.pending.len() < CHUNK {
             return false;
@@ -208,34 +359,80 @@ impl AudioIo for DeviceAudio {
         true
     }
 
-    fn wants_playout(&mut self, _now: Duration) -> bool {
-        let o = &self.opened;
-        let ahead = o.out_rate as usize * o.out_channels * PLAYOUT_AHEAD.as_millis() as usize / 1000;
-        o.playback.occupied_len() < ahead
+    fn wants_playout(&mut self, now: Duration) -> bool {
+        match &self.opened {
+            Some(o) => {
+                let ahead = o.out_rate as usize * o.out_channels * PLAYOUT_AHEAD.as_millis() as usize / 1000;
+                o.playback.occupied_len() < ahead
+            }
+            None if now >= self.gap_playout + CHUNK_TIME => {
+                self.gap_playout += CHUNK_TIME;
+                true
+            }
+            None => false,
+        }
     }
 
     fn play(&mut self, chunk: &[i16]) -> std::io::Result<()> {
+        let Some(o) = self.opened.as_mut() else { return Ok(()) };
         self.mono.clear();
         self.mono.extend(chunk.iter().map(|&s| f32::from(s) / 32768.0));
         self.out.clear();
-        self.up.process(&self.mono, &mut self.out);
-        let ch = self.opened.out_channels;
+        if self.up.process(&self.mono, &mut self.out).is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        let ch = o.out_channels;
         for &s in &self.out {
             for _ in 0..ch {
-                let _ = self.opened.playback.try_push(s);
+                let _ = o.playback.try_push(s);
             }
         }
         Ok(())
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
-        self.stop.take();
+        let _ = self.control.send(Ctl::Stop);
         Ok(())
     }
 }
 
 impl Drop for DeviceAudio {
     fn drop(&mut self) {
-        self.stop.take();
+        let _ = self.control.send(Ctl::Stop);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs a sound server: `LOWBAND_DEVICE_TESTS=1 scripts/deps.sh`, then
+    /// `eval "$(../shared/tools/virtual-soundcard start /tmp/lb-sc)"` and
+    /// `cargo test -p lowband-client -- --ignored`.
+    #[test]
+    #[ignore = "needs a sound card or the virtual one; see the comment"]
+    fn a_named_device_opens_and_delivers_chunks() {
+        let mut d = DeviceAudio::open(DeviceChoice { mic: Some("pulse".into()), speaker: Some("pulse".into()) }).expect("open");
+        let start = std::time::Instant::now();
+        let mut chunk = [0i16; CHUNK];
+        let mut got = 0;
+        while start.elapsed() < Duration::from_secs(2) {
+            while d.capture(start.elapsed(), &mut chunk) {
+                got += 1;
+            }
+            while d.wants_playout(start.elapsed()) {
+                d.play(&[0; CHUNK]).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(got > 50, "{got} chunks in 2 s");
+    }
+
+    /// Same setup as above (cpal must be able to list devices).
+    #[test]
+    #[ignore = "needs a sound card or the virtual one"]
+    fn an_unknown_device_name_is_an_error_naming_it() {
+        let e = DeviceAudio::open(DeviceChoice { mic: Some("no such mic 1234".into()), speaker: None }).err().expect("error");
+        assert!(e.to_string().contains("no such mic 1234"), "{e}");
     }
 }

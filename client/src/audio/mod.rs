@@ -3,6 +3,7 @@
 //! same thing: 20 ms chunks of 16 kHz mono.
 
 pub mod device;
+pub mod process;
 pub mod resample;
 pub mod wav;
 

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use lowband_core::codec::{CHUNK, CHUNK_MS, SAMPLE_RATE};
 
-use super::resample::Linear;
+use super::resample::convert;
 use super::AudioIo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
     #[error("{path}: {source}")]
     Hound { path: String, source: hound::Error },
+    #[error("{path}: {source}")]
+    Resample { path: String, source: super::resample::ResampleError },
 }
 
 /// Reads any PCM WAV as 16 kHz mono i16 (channels averaged, rate converted).
@@ -35,9 +37,7 @@ pub fn read_16k_mono(path: &Path) -> Result<Vec<i16>, WavError> {
     let mono = if spec.sample_rate == SAMPLE_RATE {
         mono
     } else {
-        let mut out = Vec::with_capacity(mono.len() * SAMPLE_RATE as usize / spec.sample_rate as usize + 1);
-        Linear::new(spec.sample_rate, SAMPLE_RATE).process(&mono, &mut out);
-        out
+        convert(&mono, spec.sample_rate, SAMPLE_RATE).map_err(|source| WavError::Resample { path: path.display().to_string(), source })?
     };
     Ok(mono.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect())
 }
