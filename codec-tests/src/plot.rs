@@ -15,8 +15,8 @@ const FONTS: [&str; 3] = [
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
 ];
 
-/// plotters' ab_glyph backend needs a font registered once.
-fn ensure_font() -> bool {
+/// plotters' ab_glyph backend needs a font registered once (also used by `lowband-tools`' plots).
+pub fn ensure_font() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         FONTS.iter().any(|p| match std::fs::read(p) {

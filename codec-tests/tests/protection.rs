@@ -129,3 +129,24 @@ fn every_profile_stays_within_its_wire_budget_at_full_protection() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn experiment_3g_rate() {
+    let said = speech();
+    let long = read_speech(&shared_file("speech/synthetic-case-presentation-16k.wav").unwrap()).unwrap();
+    for br in [19500, 20000, 20500] {
+        let mut p = Profile::named("3g").unwrap();
+        p.bitrate_bps = br;
+        let bursty = LossPattern::all()[3];
+        let mut none = Replay::new(vec![false]);
+        let wire = channel::run_with(&p, Mode::Protected, &bursty, &mut none, &long).unwrap().wire_kbps();
+        let mut pesq = 0.0;
+        for seed in 1..=6 {
+            let o = channel::run(&p, Mode::Protected, &bursty, seed, &said).unwrap();
+            let max_delay = (channel::playout_delay(&p).as_millis() as usize + 300) * 16;
+            pesq += score_aligned(&said, &o.heard, o.said_at, max_delay, false).unwrap().pesq_wb / 6.0;
+        }
+        eprintln!("3g {br}: wire on long synthetic speech {wire:.1}, PESQ at 20% bursty (arctic) {pesq:.2}");
+    }
+}
