@@ -23,6 +23,8 @@ pub struct SendStream {
     /// Media time of the next frame, in ticks (wraps with the wire field).
     ts: u16,
     in_talkspurt: bool,
+    /// The last frame was digital silence and the encoder had nothing to send.
+    silent_dtx: bool,
     stream: Option<u32>,
     with_level: bool,
     scratch: Box<[u8; MAX_PACKET_BYTES]>,
@@ -54,6 +56,7 @@ impl SendStream {
             seq: 0,
             ts: 0,
             in_talkspurt: false,
+            silent_dtx: false,
             stream,
             with_level,
             scratch: Box::new([0; MAX_PACKET_BYTES]),
@@ -132,7 +135,18 @@ impl SendStream {
         }
         let frame_ts = self.ts;
         self.ts = self.ts.wrapping_add((self.pending.len() / TICK_SAMPLES) as u16);
+        let zeros = self.pending.iter().all(|&s| s == 0);
+        if zeros && self.silent_dtx {
+            // libopus spends two thirds of a speech encode even on zeros, and
+            // once in DTX on digital silence (a WAV's gap, a muted device) it
+            // only refreshes comfort noise of silence every 400 ms: skip it.
+            self.pending.clear();
+            self.stats.frames += 1;
+            self.stats.dtx_frames += 1;
+            return Ok(None);
+        }
         let n = self.encoder.encode(&self.pending, &mut self.scratch[..])?;
+        self.silent_dtx = zeros && n <= DTX_MAX_BYTES;
         let voice = n > DTX_MAX_BYTES && !self.encoder.in_dtx();
         let level = self.with_level.then(|| AudioLevel { voice, dbov: dbov(&self.pending) });
         self.stats.frames += 1;
@@ -294,6 +308,37 @@ impl ReceiveStream {
         }
     }
 
+    /// Lets one 20 ms chunk of playout time pass without decoding it: the
+    /// mixer's path for someone not selected as a talker, so silent or
+    /// unselected uplinks cost a few comparisons instead of a decode.
+    pub fn discard_chunk(&mut self, now: Time) {
+        if self.pcm_len >= CHUNK {
+            self.pcm.copy_within(CHUNK..self.pcm_len, 0);
+            self.pcm_len -= CHUNK;
+            return;
+        }
+        let mut need = CHUNK - self.pcm_len;
+        self.pcm_len = 0;
+        while need > 0 {
+            match self.jitter.pop(now, need) {
+                Pop::Silence => break,
+                Pop::Missing(n) => need = need.saturating_sub(n),
+                Pop::Packet(p, voice) => {
+                    self.voice = voice;
+                    let n = crate::codec::packet_samples(&p).unwrap_or(need).min(MAX_FRAME_SAMPLES);
+                    if n > need {
+                        // The rest of this packet would play next chunk: silence stands in.
+                        self.pcm[..n - need].fill(0);
+                        self.pcm_len = n - need;
+                        need = 0;
+                    } else {
+                        need -= n;
+                    }
+                }
+            }
+        }
+    }
+
     /// Fills `out` (one 20 ms chunk) with what plays now.
     pub fn pull_chunk(&mut self, now: Time, out: &mut [i16]) -> ChunkKind {
         debug_assert_eq!(out.len(), CHUNK);
@@ -343,5 +388,27 @@ impl ReceiveStream {
         } else {
             ChunkKind::ComfortNoise
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digital_silence_stops_costing_packets_once_in_dtx_and_speech_resumes_at_once() {
+        let mut s = SendStream::new(Profile::default(), None, true).unwrap();
+        let zeros = [0i16; CHUNK];
+        let tone: Vec<i16> = (0..CHUNK).map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16).collect();
+        let sent = |s: &mut SendStream, pcm: &[i16], chunks: usize| (0..chunks).filter(|_| s.push_chunk(pcm).unwrap().is_some()).count();
+        assert!(sent(&mut s, &tone, 50) > 20);
+        // Settling into DTX takes a few frames; after that, no comfort-noise refreshes of silence.
+        sent(&mut s, &zeros, 50);
+        assert_eq!(sent(&mut s, &zeros, 200), 0, "4 s of digital silence send nothing");
+        let frames = s.stats().frames;
+        let first = (0..4).find_map(|_| s.push_chunk(&tone).unwrap()).expect("speech is sent again");
+        let p = AudioPacket::decode(&first).unwrap();
+        assert!(p.header.marker, "a new talkspurt is marked");
+        assert!(s.stats().frames > frames);
     }
 }

@@ -21,6 +21,7 @@ fn spec(seed: u64) -> SimSpec {
         seconds: 7.0,
         seed,
         progress: false,
+        decoder_complexity: None,
     }
 }
 

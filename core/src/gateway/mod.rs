@@ -10,16 +10,14 @@ mod floor;
 mod room;
 
 pub use floor::{AttendanceEvent, Presence};
-use floor::Floor;
-use room::{Participant, Room};
+use room::{MixConfig, Participant, Room};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{CodecError, CHUNK, CHUNK_MS};
-use crate::mixer::Mix;
-use crate::profile::Profile;
-use crate::stream::{ReceiveStream, SendStream};
+use crate::profile::{Bandwidth, Profile};
+use crate::stream::ReceiveStream;
 use crate::time::Time;
 use crate::token::{self, TokenError};
 use crate::wire::control::{encode_frame, is_valid_name, FrameReader, PROTOCOL_VERSION};
@@ -36,8 +34,15 @@ const MAX_CATCH_UP_TICKS: u32 = 5;
 pub struct GatewayConfig {
     /// Sent in Welcome, e.g. "lowband-gateway 0.1.0".
     pub server_name: String,
-    /// Profile of every downlink mix.
-    pub profile: Profile,
+    /// Downlink tiers, richest first: each listener hears one, chosen by
+    /// [`Gateway::set_downlink_tier`]; each tier costs one shared encode per room.
+    pub tiers: Vec<Profile>,
+    /// Index into `tiers` of the tier a new participant starts on.
+    pub default_tier: usize,
+    /// Most talkers mixed at once (the presenter takes one of the slots).
+    pub max_talkers: usize,
+    /// A talker stays selected this long after their last speech packet.
+    pub talker_hangover: Duration,
     /// Receive buffer delay for each talker's uplink.
     pub jitter_target: Duration,
     pub max_room_size: usize,
@@ -50,6 +55,31 @@ pub struct GatewayConfig {
     pub unix_ms_at_zero: u64,
     /// Emit each room's full mix as [`Output::Recording`].
     pub record: bool,
+}
+
+/// The built-in downlink tiers: "3g" (16 kbit/s wideband, 40 ms) and "2g"
+/// (12 kbit/s, 60 ms packets: fewer packets pay the ~60 bytes of IP/UDP/QUIC
+/// overhead, ~20 kbit/s on the wire). Shared encodes run at complexity 5:
+/// it halves encode cost against 9-10 for ~0.1 PESQ-WB (FACTS.md).
+pub fn default_tiers() -> Vec<Profile> {
+    let tier = |name: &str, frame_ms, bitrate_bps| Profile {
+        name: name.into(),
+        frame_ms,
+        bitrate_bps,
+        max_bandwidth: Bandwidth::Wide,
+        complexity: 5,
+        ..Profile::default()
+    };
+    vec![tier("3g", 40, 16_000), tier("2g", 60, 12_000)]
+}
+
+/// [`Gateway::set_downlink_tier`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TierError {
+    #[error("no downlink tier named {0:?}")]
+    UnknownTier(String),
+    #[error("connection {0} is not in a room")]
+    NotJoined(ConnId),
 }
 
 /// The HMAC key for join tokens (redacted in debug output).
@@ -66,7 +96,10 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             server_name: format!("lowband-gateway {}", env!("CARGO_PKG_VERSION")),
-            profile: Profile::default(),
+            tiers: default_tiers(),
+            default_tier: 0,
+            max_talkers: 3,
+            talker_hangover: Duration::from_millis(600),
             jitter_target: Duration::from_millis(80),
             max_room_size: 500,
             token_key: None,
@@ -124,7 +157,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig) -> Self {
+    pub fn new(mut config: GatewayConfig) -> Self {
+        if config.tiers.is_empty() {
+            config.tiers = default_tiers();
+        }
+        config.default_tier = config.default_tier.min(config.tiers.len() - 1);
         Gateway { config, conns: HashMap::new(), rooms: BTreeMap::new(), out: VecDeque::new(), stats: GatewayStats::default(), last_now: Time::ZERO }
     }
 
@@ -168,8 +205,9 @@ impl Gateway {
         self.last_now = self.last_now.max(now);
         let Some(Conn { state: ConnState::Joined { room, id }, .. }) = self.conns.get(&conn) else { return };
         let Some(p) = self.rooms.get_mut(room).and_then(|r| r.participants.get_mut(id)) else { return };
-        if p.uplink.insert_datagram(now, data).is_none() {
-            self.stats.bad_datagrams += 1;
+        match p.uplink.insert_datagram(now, data) {
+            Some(header) => p.heard(now, &header),
+            None => self.stats.bad_datagrams += 1,
         }
     }
 
@@ -190,6 +228,8 @@ impl Gateway {
     pub fn handle_timeout(&mut self, now: Time) {
         self.last_now = self.last_now.max(now);
         let mut failed = Vec::new();
+        let mut talkers = Vec::new();
+        let mix = MixConfig { tiers: &self.config.tiers, max_talkers: self.config.max_talkers, hangover: self.config.talker_hangover };
         for (name, room) in self.rooms.iter_mut() {
             let mut ticks = 0;
             while room.next_tick <= now {
@@ -199,7 +239,11 @@ impl Gateway {
                     room.next_tick = room.next_tick + TICK * behind as u32;
                     break;
                 }
-                failed.extend(room.tick(room.next_tick, &mut self.out, &mut self.stats));
+                let outcome = room.tick(room.next_tick, &mix, &mut self.out, &mut self.stats);
+                failed.extend(outcome.failed);
+                if let Some(ids) = outcome.talkers {
+                    talkers.push((name.clone(), ids));
+                }
                 if self.config.record {
                     // The full mix: everyone who talked this tick, nobody minus.
                     let mut pcm = vec![0; CHUNK];
@@ -213,6 +257,32 @@ impl Gateway {
         for conn in failed {
             self.refuse(conn, ErrorCode::Malformed, "audio codec failure");
         }
+        for (room, ids) in talkers {
+            self.broadcast(&room, None, &ServerMsg::ActiveTalkers { ids });
+        }
+    }
+
+    /// The downlink tiers' names, richest first.
+    pub fn downlink_tiers(&self) -> impl Iterator<Item = &str> {
+        self.config.tiers.iter().map(|p| p.name.as_str())
+    }
+
+    /// The tier a connection hears (or will hear, after a pending switch).
+    pub fn downlink_tier(&self, conn: ConnId) -> Option<&str> {
+        let Some(Conn { state: ConnState::Joined { room, id }, .. }) = self.conns.get(&conn) else { return None };
+        let p = self.rooms.get(room)?.participants.get(id)?;
+        Some(self.config.tiers[p.tier()].name.as_str())
+    }
+
+    /// Moves a listener to another downlink tier mid-call. The switch lands
+    /// at the next frame boundary the two tiers share (at most 120 ms later),
+    /// so no frame is cut; a talker's own encoder is reconfigured, keeping its state.
+    pub fn set_downlink_tier(&mut self, conn: ConnId, tier: &str) -> Result<(), TierError> {
+        let index = self.config.tiers.iter().position(|p| p.name == tier).ok_or_else(|| TierError::UnknownTier(tier.to_string()))?;
+        let Some(Conn { state: ConnState::Joined { room, id }, .. }) = self.conns.get(&conn) else { return Err(TierError::NotJoined(conn)) };
+        let p = self.rooms.get_mut(room).and_then(|r| r.participants.get_mut(id)).ok_or(TierError::NotJoined(conn))?;
+        p.set_tier(index);
+        Ok(())
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -326,13 +396,8 @@ impl Gateway {
                 return self.refuse(conn, ErrorCode::RoomLocked, "the room is locked: the host is not letting anyone else in");
             }
         }
-        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
-            participants: BTreeMap::new(),
-            next_id: 1,
-            next_tick: now + TICK,
-            mix: Mix::default(),
-            floor: Floor::default(),
-        });
+        let tiers = cfg.tiers.len();
+        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room::new(now + TICK, tiers));
         if room.participants.len() >= cfg.max_room_size {
             let empty = room.participants.is_empty();
             if empty {
@@ -343,15 +408,14 @@ impl Gateway {
         // Open rooms: whoever opens the room runs it.
         let role = token_role.unwrap_or(if room.participants.is_empty() { Role::Host } else { Role::Participant });
         let id = room.next_id;
-        let streams = ReceiveStream::new(cfg.profile.decoder_complexity, cfg.jitter_target)
-            .and_then(|up| Ok((up, SendStream::new(cfg.profile.clone(), None, false)?)));
-        let (uplink, downlink) = match streams {
+        let tier = cfg.default_tier.min(cfg.tiers.len().saturating_sub(1));
+        let uplink = match ReceiveStream::new(cfg.tiers[tier].decoder_complexity, cfg.jitter_target) {
             Ok(s) => s,
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
         room.next_id += 1;
         let entry = RosterEntry { id, name, role, muted: false, hand: None };
-        room.participants.insert(id, Participant { conn, entry: entry.clone(), uplink, downlink, chunk: [0; CHUNK], talking: false });
+        room.participants.insert(id, Participant::new(conn, entry.clone(), uplink, tier));
         let roster = room.participants.values().map(|p| p.entry.clone()).collect();
         self.conns.get_mut(&conn).expect("present").state = ConnState::Joined { room: room_name.clone(), id };
         self.send(conn, &ServerMsg::Joined { room: room_name.clone(), you: id, roster });
@@ -386,7 +450,7 @@ impl Gateway {
 
     fn remove_participant(&mut self, room: &str, id: ParticipantId, why: Presence) {
         let Some(r) = self.rooms.get_mut(room) else { return };
-        let Some(p) = r.participants.remove(&id) else { return };
+        let Some(p) = r.remove(id) else { return };
         r.floor.host_muted.remove(&id);
         let now = self.last_now;
         self.attendance(now, room, &p.entry, why);
