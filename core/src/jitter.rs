@@ -136,7 +136,7 @@ impl JitterBuffer {
     /// payload. Deep redundancy (DRED) rebuilds a hole from the packet after it.
     pub fn peek_following(&self) -> impl Iterator<Item = (usize, i64, &[u8])> {
         let next = self.playout.map(|(n, _)| n);
-        next.into_iter().flat_map(move |next| self.packets.range(next..).map(move |(&ts, (p, _))| ((ts - next) as usize * TICK_SAMPLES, ts, p.as_slice())))
+        next.into_iter().flat_map(move |next| self.packets.range(next..).map(move |(&ts, (p, _, _))| ((ts - next) as usize * TICK_SAMPLES, ts, p.as_slice())))
     }
 
     /// Takes what plays next. `want` is the samples the caller needs, used to size concealment.
