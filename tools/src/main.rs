@@ -23,6 +23,8 @@ enum Command {
     Netem(lowband_tools::netem::NetemArgs),
     /// The same call through `sim` and through `netem` with the real binaries, and how far the figures agree.
     Compare(lowband_tools::compare::CompareArgs),
+    /// N synthetic clients over real QUIC against a gateway process: CPU, memory, loss, lateness, latency.
+    Load(lowband_tools::load::LoadArgs),
     /// Bytes on the wire per direction for one talker and one silent listener.
     Wire {
         #[arg(long, default_value = "wire-out")]
@@ -37,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => lowband_tools::sim_cli::run(&a),
         Command::Netem(a) => lowband_tools::netem::run(&a),
         Command::Compare(a) => lowband_tools::compare::run(&a),
+        Command::Load(a) => lowband_tools::load::run(&a),
         Command::Wire { out } => lowband_tools::wire::run(&out),
     }
 }

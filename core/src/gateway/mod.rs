@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{CodecError, CHUNK, CHUNK_MS};
-use crate::profile::{Bandwidth, Profile};
+use crate::profile::Profile;
 use crate::stream::ReceiveStream;
 use crate::time::Time;
 use crate::token::{self, TokenError};
@@ -43,6 +43,9 @@ pub struct GatewayConfig {
     pub max_talkers: usize,
     /// A talker stays selected this long after their last speech packet.
     pub talker_hangover: Duration,
+    /// Decoder complexity for talkers' uplinks: ≥ 5 deep PLC, 6 LACE, 7
+    /// NoLACE. The neural stages are a large share of a busy gateway's CPU.
+    pub uplink_decoder_complexity: u8,
     /// Receive buffer delay for each talker's uplink.
     pub jitter_target: Duration,
     pub max_room_size: usize,
@@ -57,21 +60,16 @@ pub struct GatewayConfig {
     pub record: bool,
 }
 
-/// The built-in downlink tiers: "3g" (16 kbit/s wideband, 40 ms) and "2g"
-/// (12 kbit/s, 60 ms packets: fewer packets pay the ~60 bytes of IP/UDP/QUIC
-/// overhead, ~20 kbit/s on the wire). Shared encodes run at complexity 5:
-/// it halves encode cost against 9-10 for ~0.1 PESQ-WB (FACTS.md).
+/// The built-in downlink tiers: the link profile ladder (`2g`, `edge`, `3g`,
+/// `good`, leanest first; see [`Profile::named`]). The mixer's encoders use a
+/// tier's Opus settings (frame length, bitrate, in-band FEC); the ladder's
+/// RED copies and DRED are not added to shared mixes.
 pub fn default_tiers() -> Vec<Profile> {
-    let tier = |name: &str, frame_ms, bitrate_bps| Profile {
-        name: name.into(),
-        frame_ms,
-        bitrate_bps,
-        max_bandwidth: Bandwidth::Wide,
-        complexity: 5,
-        ..Profile::default()
-    };
-    vec![tier("3g", 40, 16_000), tier("2g", 60, 12_000)]
+    Profile::ladder()
 }
+
+/// The tier a new listener starts on when nothing says otherwise.
+pub const DEFAULT_TIER: &str = "3g";
 
 /// [`Gateway::set_downlink_tier`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,9 +95,10 @@ impl Default for GatewayConfig {
         GatewayConfig {
             server_name: format!("lowband-gateway {}", env!("CARGO_PKG_VERSION")),
             tiers: default_tiers(),
-            default_tier: 0,
+            default_tier: default_tiers().iter().position(|p| p.name == DEFAULT_TIER).unwrap_or(0),
             max_talkers: 3,
             talker_hangover: Duration::from_millis(600),
+            uplink_decoder_complexity: 5,
             jitter_target: Duration::from_millis(80),
             max_room_size: 500,
             token_key: None,
@@ -237,6 +236,7 @@ impl Gateway {
                     let behind = (now - room.next_tick).as_millis() as u64 / u64::from(CHUNK_MS) + 1;
                     self.stats.skipped_ticks += behind;
                     room.next_tick = room.next_tick + TICK * behind as u32;
+                    room.skip_chunks(behind);
                     break;
                 }
                 let outcome = room.tick(room.next_tick, &mix, &mut self.out, &mut self.stats);
@@ -409,7 +409,7 @@ impl Gateway {
         let role = token_role.unwrap_or(if room.participants.is_empty() { Role::Host } else { Role::Participant });
         let id = room.next_id;
         let tier = cfg.default_tier.min(cfg.tiers.len().saturating_sub(1));
-        let uplink = match ReceiveStream::new(cfg.tiers[tier].decoder_complexity, cfg.jitter_target) {
+        let uplink = match ReceiveStream::new(cfg.uplink_decoder_complexity, cfg.jitter_target) {
             Ok(s) => s,
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
