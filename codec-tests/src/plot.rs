@@ -15,8 +15,8 @@ const FONTS: [&str; 3] = [
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
 ];
 
-/// plotters' ab_glyph backend needs a font registered once.
-fn ensure_font() -> bool {
+/// plotters' ab_glyph backend needs a font registered once (also used by `lowband-tools`' plots).
+pub fn ensure_font() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         FONTS.iter().any(|p| match std::fs::read(p) {
@@ -39,9 +39,9 @@ pub fn plot(path: &Path, rows: &[Row]) -> Result<(), String> {
     if !ensure_font() {
         return Err("no DejaVuSans.ttf found for plot labels (apt-get install fonts-dejavu-core)".into());
     }
-    let root = BitMapBackend::new(path, (1400, 620)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1300, 580)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
-    let root = root.titled("lowband link profiles: quality vs on-wire bitrate (IPv4, while talking)", ("sans-serif", 20)).map_err(e)?;
+    let root = root.titled("lowband link profiles: quality vs on-wire kbit/s (IPv4, talking). Dots+lines: protected, circles: protection off, crosses: plain Opus PLC", ("sans-serif", 20)).map_err(e)?;
     let panels = root.split_evenly((1, 2));
     let x_max = rows.iter().map(|r| r.wire_kbps).fold(10.0, f64::max) * 1.08;
     let mut patterns: Vec<&str> = Vec::new();

@@ -63,13 +63,19 @@ pub struct Heard {
 /// Scores `heard` against `said`, which started `said_at` samples into the
 /// recording; searches up to `max_delay` samples of delay.
 pub fn score_turn(said: &[i16], heard: &[i16], said_at: usize, max_delay: usize) -> Result<Heard, String> {
-    let window = heard.get(said_at..).ok_or("recording ends before the turn")?;
-    let delay = find_delay(said, window, max_delay);
-    let seg = window.get(delay..).ok_or("recording ends before the turn")?;
-    let seg = &seg[..said.len().min(seg.len())];
-    let reference = &said[..seg.len()];
+    let (delay, reference, seg) = align(said, heard, said_at, max_delay)?;
     let pesq = pesq::pesq_wb(reference, seg).map_err(|e| format!("PESQ: {e:?}"))?;
     Ok(Heard { delay_ms: delay as f64 / 16.0, pesq_wb: f64::from(pesq), level_dbfs: rms_dbfs(seg) })
+}
+
+/// Finds `said` in `heard` (started `said_at` samples in, delayed by up to
+/// `max_delay`): the delay and the matching reference and heard slices.
+fn align<'a>(said: &'a [i16], heard: &'a [i16], said_at: usize, max_delay: usize) -> Result<(usize, &'a [i16], &'a [i16]), String> {
+    let window = heard.get(said_at..).ok_or("recording ends before the speech")?;
+    let delay = find_delay(said, window, max_delay);
+    let seg = window.get(delay..).ok_or("recording ends before the speech")?;
+    let seg = &seg[..said.len().min(seg.len())];
+    Ok((delay, &said[..seg.len()], seg))
 }
 
 /// ViSQOL v3 speech-mode MOS-LQO (the `visqol-rs` port), 16 kHz input.
@@ -95,11 +101,7 @@ pub struct Scores {
 
 /// Aligns `heard` (where `said` started at `said_at` before any delay) and scores it.
 pub fn score_aligned(said: &[i16], heard: &[i16], said_at: usize, max_delay: usize, with_visqol: bool) -> Result<Scores, String> {
-    let window = heard.get(said_at..).ok_or("recording ends before the speech")?;
-    let delay = find_delay(said, window, max_delay);
-    let seg = window.get(delay..).ok_or("recording ends before the speech")?;
-    let seg = &seg[..said.len().min(seg.len())];
-    let reference = &said[..seg.len()];
+    let (delay, reference, seg) = align(said, heard, said_at, max_delay)?;
     let pesq = pesq::pesq_wb(reference, seg).map_err(|e| format!("PESQ: {e:?}"))?;
     let visqol = if with_visqol { Some(visqol(reference, seg)?) } else { None };
     Ok(Scores { delay_ms: delay as f64 / 16.0, pesq_wb: f64::from(pesq), visqol })

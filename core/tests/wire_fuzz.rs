@@ -115,3 +115,34 @@ fn a_garbage_spewing_client_is_cut_off_and_others_keep_their_mix() {
     assert_eq!(gw.roster("room").len(), 1, "the good client keeps its seat");
     assert!(gw.stats().bad_datagrams > 0);
 }
+
+/// A vowel-like buzz, so the encoder never goes into DTX.
+fn buzz(i: usize) -> Vec<i16> {
+    (0..CHUNK).map(|k| (((i * CHUNK + k) as f32 * 0.055).sin() * 6000.0 + ((i * CHUNK + k) as f32 * 0.27).sin() * 2000.0) as i16).collect()
+}
+
+#[test]
+fn garbage_in_protected_datagrams_never_panics_redundancy_dred_or_fec_decoding() {
+    let mut rng = Rng::new(7);
+    for name in ["2g", "3g", "good"] {
+        let p = Profile::named(name).unwrap();
+        let mut tx = SendStream::new(p.clone(), None, true).unwrap();
+        tx.set_protection(lowband_core::protect::Protection::for_loss(0.2, 3.0));
+        tx.set_dred(true);
+        let valid: Vec<Vec<u8>> = (0..60).filter_map(|i| tx.push_chunk(&buzz(i)).unwrap()).collect();
+        assert!(valid.iter().any(|d| AudioPacket::decode(d).unwrap().redundant().len() > 0 || name != "2g"));
+        let mut rx = ReceiveStream::new(7, std::time::Duration::from_millis(200)).unwrap();
+        rx.enable_dred().unwrap();
+        let mut out = vec![0i16; CHUNK];
+        for i in 0..1500u64 {
+            let d = &valid[(i as usize) % valid.len()];
+            let now = Time::from_micros(i * 20_000);
+            // Every few packets are dropped so redundancy, LBRR and DRED are all exercised on garbage.
+            if rng.below(4) != 0 {
+                let bad = if rng.below(2) == 0 { mutate(&mut rng, d) } else { d.clone() };
+                rx.insert_datagram(now, &bad);
+            }
+            rx.pull_chunk(now, &mut out);
+        }
+    }
+}

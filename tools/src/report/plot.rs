@@ -2,30 +2,13 @@
 //! per client with bitrate, loss, delay and concealment panels.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use anyhow::anyhow;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
+
+use lowband_codec_tests::plot::ensure_font;
 
 use crate::sim::Second;
-
-const FONTS: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-];
-
-/// plotters' ab_glyph backend needs a font registered once; DejaVu is everywhere Debian is.
-fn ensure_font() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        FONTS.iter().any(|p| match std::fs::read(p) {
-            Ok(bytes) => register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice())).is_ok(),
-            Err(_) => false,
-        })
-    })
-}
 
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
