@@ -12,8 +12,30 @@
 
 use std::time::Duration;
 
+use crate::profile::{Bandwidth, Profile};
 use crate::time::Time;
 use crate::wire::ReceiverReport;
+
+/// The ladder the adapter moves along, richest first.
+// Stand-in until the link profiles of issue #3 land.
+pub fn ladder() -> Vec<Profile> {
+    let p = |name: &str, frame_ms, bitrate_bps, max_bandwidth| Profile { name: name.into(), frame_ms, bitrate_bps, max_bandwidth, ..Profile::default() };
+    vec![
+        p("good", 20, 24_000, Bandwidth::Wide),
+        p("3g", 40, 16_000, Bandwidth::Wide),
+        p("edge", 60, 12_000, Bandwidth::Wide),
+        p("2g", 60, 8_000, Bandwidth::Medium),
+    ]
+}
+
+/// What QUIC says about the path when a report arrives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathSignal {
+    pub rtt: Option<Duration>,
+    /// The congestion window cannot hold one RTT of the current rung's packets:
+    /// audio would queue in the sender (only without a media floor).
+    pub window_starved: bool,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdaptConfig {
@@ -137,14 +159,13 @@ impl RateAdapter {
     }
 
     /// Takes one receiver report about the stream this side sends; returns a new decision if it changed.
-    pub fn on_report(&mut self, now: Time, r: &ReceiverReport, rtt: Option<Duration>) -> Option<Decision> {
+    pub fn on_report(&mut self, now: Time, r: &ReceiverReport, path: PathSignal) -> Option<Decision> {
         self.last_report = Some(now);
-        let expected = f64::from(r.expected.max(1));
-        let residual = f64::from(r.lost.saturating_sub(r.recovered) + r.late) / expected;
-        let raw = f64::from(r.lost) / expected;
+        let residual = crate::feedback::residual_loss(r);
+        let raw = f64::from(r.lost) / f64::from(r.expected.max(1));
         let queue_growing = r.delay_trend >= self.cfg.down_delay_trend;
-        let rtt_bad = rtt.is_some_and(|x| x > self.cfg.max_rtt);
-        let bad = residual > self.cfg.down_loss || queue_growing || rtt_bad;
+        let rtt_bad = path.rtt.is_some_and(|x| x > self.cfg.max_rtt);
+        let bad = residual > self.cfg.down_loss || queue_growing || rtt_bad || path.window_starved;
         let clean = residual <= self.cfg.clean_loss && r.delay_trend <= self.cfg.down_delay_trend / 4 && !rtt_bad;
 
         match self.decision {
@@ -227,31 +248,31 @@ mod tests {
     #[test]
     fn one_lossy_report_steps_down_at_once_and_severe_loss_two_rungs() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 4, 0);
-        assert_eq!(a.on_report(secs(1), &report(10, 0), None), Some(Decision::Rung(1)));
-        assert_eq!(a.on_report(secs(2), &report(30, 0), None), Some(Decision::Rung(3)));
+        assert_eq!(a.on_report(secs(1), &report(10, 0), PathSignal::default()), Some(Decision::Rung(1)));
+        assert_eq!(a.on_report(secs(2), &report(30, 0), PathSignal::default()), Some(Decision::Rung(3)));
     }
 
     #[test]
     fn a_building_queue_or_a_huge_rtt_steps_down_without_loss() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 4, 0);
-        assert_eq!(a.on_report(secs(1), &report(0, 60), None), Some(Decision::Rung(1)));
-        assert_eq!(a.on_report(secs(2), &report(0, 0), Some(Duration::from_secs(2))), Some(Decision::Rung(2)));
+        assert_eq!(a.on_report(secs(1), &report(0, 60), PathSignal::default()), Some(Decision::Rung(1)));
+        assert_eq!(a.on_report(secs(2), &report(0, 0), PathSignal { rtt: Some(Duration::from_secs(2)), ..Default::default() }), Some(Decision::Rung(2)));
     }
 
     #[test]
     fn stepping_up_waits_for_ten_clean_seconds() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 4, 2);
         for s in 1..=10 {
-            assert_eq!(a.on_report(secs(s), &report(0, 0), None), None, "stepped up after {s} s");
+            assert_eq!(a.on_report(secs(s), &report(0, 0), PathSignal::default()), None, "stepped up after {s} s");
         }
-        assert_eq!(a.on_report(secs(11), &report(0, 0), None), Some(Decision::Rung(1)));
+        assert_eq!(a.on_report(secs(11), &report(0, 0), PathSignal::default()), Some(Decision::Rung(1)));
     }
 
     #[test]
     fn redundancy_that_recovers_the_loss_does_not_count_against_the_rung() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 4, 1);
         let r = ReceiverReport { recovered: 12, ..report(12, 0) };
-        assert_eq!(a.on_report(secs(1), &r, None), None);
+        assert_eq!(a.on_report(secs(1), &r, PathSignal::default()), None);
     }
 
     #[test]
@@ -262,10 +283,10 @@ mod tests {
         for _ in 0..46 {
             for _ in 0..12 {
                 t += 1;
-                a.on_report(secs(t), &report(0, 0), None);
+                a.on_report(secs(t), &report(0, 0), PathSignal::default());
             }
             t += 1;
-            a.on_report(secs(t), &report(12, 0), None);
+            a.on_report(secs(t), &report(12, 0), PathSignal::default());
         }
         // Undamped, that is two changes per 13 s cycle (~92); damped, far fewer.
         assert!(a.changes() <= 30, "{} changes in {t} s", a.changes());
@@ -275,14 +296,14 @@ mod tests {
     fn a_dead_link_goes_receive_only_and_probes_back_by_itself() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 3, 2);
         for s in 1..=3 {
-            a.on_report(secs(s), &report(90, 0), None);
+            a.on_report(secs(s), &report(90, 0), PathSignal::default());
         }
         assert_eq!(a.decision(), Decision::ReceiveOnly);
         assert_eq!(a.tick(secs(8)), None);
         assert_eq!(a.tick(secs(13)), Some(Decision::Rung(2)));
         // It fails again: the next pause is twice as long.
         for s in 14..=16 {
-            a.on_report(secs(s), &report(90, 0), None);
+            a.on_report(secs(s), &report(90, 0), PathSignal::default());
         }
         assert_eq!(a.decision(), Decision::ReceiveOnly);
         assert_eq!(a.tick(secs(30)), None);
@@ -292,7 +313,7 @@ mod tests {
     #[test]
     fn a_link_that_stops_reporting_falls_to_the_leanest_rung_then_receive_only() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 3, 0);
-        a.on_report(secs(1), &report(0, 0), None);
+        a.on_report(secs(1), &report(0, 0), PathSignal::default());
         assert_eq!(a.tick(secs(6)), Some(Decision::Rung(2)));
         assert_eq!(a.tick(secs(11)), Some(Decision::ReceiveOnly));
     }
