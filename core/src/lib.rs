@@ -24,6 +24,7 @@ pub mod link;
 pub mod loss;
 pub mod mixer;
 pub mod profile;
+pub mod protect;
 pub mod rng;
 pub mod stream;
 pub mod time;

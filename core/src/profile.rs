@@ -1,9 +1,28 @@
 //! Codec profiles: what one audio stream looks like on the wire. Profiles are
 //! plain data; a stream switches profile between frames without a reset.
+//!
+//! The link ladder, leanest first ([`Profile::ladder`]):
+//!
+//! | name | packet | Opus | redundancy (RED, same datagram) | on-wire budget (IPv4, talking) |
+//! | --- | --- | --- | --- | --- |
+//! | `2g`   | 120 ms | 8 kbit/s VBR WB  | ≤ 1 previous packet at 5 kbit/s      | 18 kbit/s |
+//! | `edge` | 60 ms  | 10 kbit/s VBR WB | ≤ 2 previous packets at 5 kbit/s     | 24 kbit/s |
+//! | `3g`   | 60 ms  | 14 kbit/s VBR WB | ≤ 3 previous packets at 4 kbit/s, DRED when negotiated | 28 kbit/s |
+//! | `good` | 20 ms  | 24 kbit/s VBR WB | in-band FEC (LBRR) + DRED when negotiated | 48 kbit/s |
+//!
+//! "On wire" counts IPv4 + UDP + QUIC short header + DATAGRAM frame + AEAD
+//! tag + lowband header + Opus payload + redundancy ([`WIRE_OVERHEAD_BYTES`]).
+//! How much of the profile's redundancy is actually sent is set at run time
+//! from the loss the receiver reports (see `crate::protect`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::SAMPLES_PER_MS;
+
+/// Bytes one datagram costs below lowband's own header on IPv4: IP 20 + UDP 8
+/// + QUIC short header (1 flags + 8 CID + 2 packet number) + DATAGRAM frame
+/// (1 type + 2 length) + 16 AEAD tag.
+pub const WIRE_OVERHEAD_BYTES: usize = 58;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Bandwidth {
@@ -15,10 +34,32 @@ pub enum Bandwidth {
     Wide,
 }
 
+/// Loss protection a profile may use; how much of it is on is decided at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redundancy {
+    /// Most earlier packets carried again in each datagram (0-3).
+    pub max_copies: u8,
+    /// Bitrate of the separate low-rate encoder that makes those copies.
+    pub bitrate_bps: u32,
+    /// libopus deep redundancy, in ms of history; used only when both ends
+    /// run the same libopus (see [`crate::codec::libopus_version`]).
+    pub dred_ms: u32,
+}
+
+impl Redundancy {
+    pub const OFF: Redundancy = Redundancy { max_copies: 0, bitrate_bps: 0, dred_ms: 0 };
+}
+
+impl Default for Redundancy {
+    fn default() -> Self {
+        Redundancy::OFF
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     pub name: String,
-    /// Audio per datagram: 20, 40 or 60 ms. Longer packets pay the ~60-byte
+    /// Audio per datagram: 20, 40, 60 or 120 ms. Longer packets pay the ~60-byte
     /// IP/UDP/QUIC overhead less often, which is what makes 2G possible.
     pub frame_ms: u32,
     pub bitrate_bps: u32,
@@ -33,11 +74,77 @@ pub struct Profile {
     /// libopus in-band FEC (LBRR); libopus only uses it at ≥ ~16 kbit/s.
     pub inband_fec: bool,
     pub expected_loss_percent: u8,
+    #[serde(default)]
+    pub redundancy: Redundancy,
+    /// Most IPv4 bits per second this profile may put on the wire while
+    /// talking, redundancy included (0 = not budgeted).
+    #[serde(default)]
+    pub wire_budget_bps: u32,
 }
+
+/// Names of the link profiles, leanest first.
+pub const LADDER: [&str; 4] = ["2g", "edge", "3g", "good"];
 
 impl Profile {
     pub fn frame_samples(&self) -> usize {
         self.frame_ms as usize * SAMPLES_PER_MS
+    }
+
+    /// Datagrams per second while talking.
+    pub fn packets_per_second(&self) -> f64 {
+        1000.0 / f64::from(self.frame_ms)
+    }
+
+    /// A link profile by name (`2g`, `edge`, `3g`, `good`).
+    pub fn named(name: &str) -> Option<Profile> {
+        let base = Profile { name: name.into(), vbr: true, dtx: true, max_bandwidth: Bandwidth::Wide, decoder_complexity: 7, ..Profile::default() };
+        let p = match name {
+            "2g" => Profile {
+                frame_ms: 120,
+                bitrate_bps: 8_000,
+                complexity: 10,
+                redundancy: Redundancy { max_copies: 1, bitrate_bps: 5_000, dred_ms: 0 },
+                wire_budget_bps: 18_000,
+                ..base
+            },
+            "edge" => Profile {
+                frame_ms: 60,
+                bitrate_bps: 10_000,
+                complexity: 10,
+                redundancy: Redundancy { max_copies: 2, bitrate_bps: 5_000, dred_ms: 0 },
+                wire_budget_bps: 24_000,
+                ..base
+            },
+            "3g" => Profile {
+                frame_ms: 60,
+                bitrate_bps: 14_000,
+                complexity: 10,
+                redundancy: Redundancy { max_copies: 3, bitrate_bps: 4_000, dred_ms: 0 },
+                wire_budget_bps: 28_000,
+                ..base
+            },
+            "good" => Profile {
+                frame_ms: 20,
+                bitrate_bps: 24_000,
+                complexity: 9,
+                inband_fec: true,
+                redundancy: Redundancy { max_copies: 0, bitrate_bps: 0, dred_ms: 200 },
+                wire_budget_bps: 48_000,
+                ..base
+            },
+            _ => return None,
+        };
+        Some(p)
+    }
+
+    /// Every link profile, leanest (`2g`) first, richest (`good`) last.
+    pub fn ladder() -> Vec<Profile> {
+        LADDER.iter().filter_map(|n| Profile::named(n)).collect()
+    }
+
+    /// The same profile with every kind of loss protection off.
+    pub fn unprotected(&self) -> Profile {
+        Profile { redundancy: Redundancy::OFF, inband_fec: false, expected_loss_percent: 0, ..self.clone() }
     }
 }
 
@@ -56,6 +163,30 @@ impl Default for Profile {
             decoder_complexity: 7,
             inband_fec: false,
             expected_loss_percent: 0,
+            redundancy: Redundancy::OFF,
+            wire_budget_bps: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ladder_runs_from_2g_to_good_with_growing_budgets() {
+        let ladder = Profile::ladder();
+        let names: Vec<_> = ladder.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, LADDER);
+        assert!(ladder.windows(2).all(|w| w[0].wire_budget_bps < w[1].wire_budget_bps));
+        assert!(Profile::named("5g").is_none());
+    }
+
+    #[test]
+    fn profiles_survive_a_round_trip_through_serde() {
+        for p in Profile::ladder() {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<Profile>(&json).unwrap(), p);
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::codec::{CodecError, Decoder, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
 use crate::jitter::{JitterBuffer, JitterStats, Pop};
 use crate::profile::Profile;
+use crate::protect::{Protection, Protector};
 use crate::time::Time;
 use crate::wire::audio::{AudioHeader, AudioLevel, AudioPacket, TICK_SAMPLES};
 
@@ -26,6 +27,7 @@ pub struct SendStream {
     with_level: bool,
     scratch: Box<[u8; MAX_PACKET_BYTES]>,
     stats: SendStats,
+    protector: Protector,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +44,7 @@ impl SendStream {
     pub fn new(profile: Profile, stream: Option<u32>, with_level: bool) -> Result<Self, CodecError> {
         Ok(SendStream {
             encoder: Encoder::new(&profile)?,
+            protector: Protector::new(&profile),
             pending: Vec::with_capacity(profile.frame_samples()),
             profile,
             next_profile: None,
@@ -68,11 +71,22 @@ impl SendStream {
         self.next_profile = Some(profile);
     }
 
+    /// Sets how much loss protection to send (capped by the profile's
+    /// redundancy), e.g. from `Protection::for_loss` on the receiver's report.
+    pub fn set_protection(&mut self, level: Protection) {
+        self.protector.set_level(level);
+    }
+
+    pub fn protection(&self) -> Protection {
+        self.protector.level()
+    }
+
     /// Media time passes without audio (e.g. muted): keeps timestamps honest.
     pub fn skip_chunk(&mut self) {
         self.pending.clear();
         self.ts = self.ts.wrapping_add((CHUNK / TICK_SAMPLES) as u16);
         self.in_talkspurt = false;
+        self.protector.gap();
     }
 
     /// Adds one 20 ms chunk; returns a datagram when a packet is complete and worth sending.
@@ -81,6 +95,7 @@ impl SendStream {
         if self.pending.is_empty() {
             if let Some(p) = self.next_profile.take() {
                 self.encoder.configure(&p)?;
+                self.protector.configure(&p)?;
                 self.profile = p;
             }
         }
@@ -93,17 +108,22 @@ impl SendStream {
         let n = self.encoder.encode(&self.pending, &mut self.scratch[..])?;
         let voice = n > DTX_MAX_BYTES && !self.encoder.in_dtx();
         let level = self.with_level.then(|| AudioLevel { voice, dbov: dbov(&self.pending) });
-        self.pending.clear();
         self.stats.frames += 1;
         if n <= DTX_MAX_BYTES {
+            self.pending.clear();
             self.stats.dtx_frames += 1;
             self.in_talkspurt = false;
+            self.protector.gap();
             return Ok(None);
         }
         let header = AudioHeader { seq: self.seq, ts: frame_ts, marker: !self.in_talkspurt, stream: self.stream, level };
         self.seq = self.seq.wrapping_add(1);
         self.in_talkspurt = true;
-        let datagram = AudioPacket::new(header, &self.scratch[..n]).to_vec();
+        let mut packet = AudioPacket::new(header, &self.scratch[..n]);
+        self.protector.attach(frame_ts, &mut packet);
+        let datagram = packet.to_vec();
+        self.protector.push_frame(&self.profile, frame_ts, &self.pending)?;
+        self.pending.clear();
         self.stats.packets += 1;
         self.stats.bytes += datagram.len() as u64;
         Ok(Some(datagram))
