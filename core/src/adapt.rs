@@ -12,20 +12,15 @@
 
 use std::time::Duration;
 
-use crate::profile::{Bandwidth, Profile};
+use crate::profile::Profile;
 use crate::time::Time;
 use crate::wire::ReceiverReport;
 
-/// The ladder the adapter moves along, richest first.
-// Stand-in until the link profiles of issue #3 land.
+/// The link profiles (`good`, `3g`, `edge`, `2g`) as the adapter walks them: richest first.
 pub fn ladder() -> Vec<Profile> {
-    let p = |name: &str, frame_ms, bitrate_bps, max_bandwidth| Profile { name: name.into(), frame_ms, bitrate_bps, max_bandwidth, ..Profile::default() };
-    vec![
-        p("good", 20, 24_000, Bandwidth::Wide),
-        p("3g", 40, 16_000, Bandwidth::Wide),
-        p("edge", 60, 12_000, Bandwidth::Wide),
-        p("2g", 60, 8_000, Bandwidth::Medium),
-    ]
+    let mut l = Profile::ladder();
+    l.reverse();
+    l
 }
 
 /// What QUIC says about the path when a report arrives.
