@@ -35,7 +35,8 @@ impl ClientConfig {
             room: room.into(),
             token: None,
             ladder: crate::adapt::ladder(),
-            start_rung: 0,
+            // "3g": safe on most links; one lossy report moves it down within a second.
+            start_rung: 1,
             adapt: Some(AdaptConfig::default()),
             jitter_target: Duration::from_millis(80),
         }
@@ -342,6 +343,11 @@ impl Client {
     /// The gateway's report on this client's uplink.
     fn on_report(&mut self, r: ReceiverReport) {
         self.last_up_report = Some(r);
+        if r.expected > 0 {
+            // Redundancy sized by the raw loss the gateway sees (issue #3's protection).
+            let loss = f64::from(r.lost) / f64::from(r.expected);
+            self.uplink.set_protection(crate::protect::Protection::for_loss(loss, f64::from(r.max_burst.clamp(1, r.lost.max(1)))));
+        }
         let signal = PathSignal { rtt: self.path.map(|p| p.rtt), window_starved: self.window_starved() };
         let now = self.now;
         if let Some(d) = self.adapter.as_mut().and_then(|a| a.on_report(now, &r, signal)) {

@@ -65,6 +65,11 @@ fn bandwidth_code(b: Bandwidth) -> c_int {
     }
 }
 
+extern "C" {
+    // libopus allocates with malloc and frees with free (opus_alloc/opus_free).
+    fn malloc(size: usize) -> *mut std::ffi::c_void;
+}
+
 pub struct Encoder {
     st: NonNull<ffi::OpusEncoder>,
     frame_samples: usize,
@@ -122,6 +127,28 @@ impl Encoder {
                 out.len().min(i32::MAX as usize) as i32,
             )
         })
+    }
+
+    /// A second encoder in exactly this one's state, so a stream can fork
+    /// (a listener who starts talking takes over the shared mix's encoder
+    /// state) without the decoder hearing a reset. libopus keeps an encoder in
+    /// one flat allocation whose only pointers go to static tables (modes,
+    /// compiled-in DNN weights), so a byte copy is a valid encoder.
+    pub fn try_clone(&self) -> Result<Self, CodecError> {
+        // SAFETY: returns the byte size of a mono encoder's single allocation.
+        let size = unsafe { ffi::opus_encoder_get_size(1) };
+        let size = usize::try_from(size).map_err(|_| CodecError { call: "opus_encoder_get_size", code: ffi::OPUS_INTERNAL_ERROR })?;
+        // SAFETY: libopus frees encoders with free(), so the copy is malloc'ed;
+        // the source is a live encoder of exactly `size` bytes.
+        let st = unsafe {
+            let p = malloc(size) as *mut ffi::OpusEncoder;
+            if !p.is_null() {
+                std::ptr::copy_nonoverlapping(self.st.as_ptr() as *const u8, p as *mut u8, size);
+            }
+            p
+        };
+        let st = NonNull::new(st).ok_or(CodecError { call: "malloc", code: ffi::OPUS_ALLOC_FAIL })?;
+        Ok(Encoder { st, frame_samples: self.frame_samples })
     }
 
     /// True while the encoder is in discontinuous transmission (silence, nothing worth sending).
@@ -225,6 +252,25 @@ mod tests {
         assert_eq!(packet_samples(&pkt[..n]).unwrap(), p.frame_samples());
         assert_eq!(dec.decode(&pkt[..n], &mut pcm).unwrap(), p.frame_samples());
         assert_eq!(dec.conceal(&mut pcm[..CHUNK]).unwrap(), CHUNK);
+    }
+
+    #[test]
+    fn a_cloned_encoder_continues_exactly_like_the_original() {
+        let p = Profile::default();
+        let mut a = Encoder::new(&p).unwrap();
+        let speech = tone(p.frame_samples() * 4);
+        let mut pa = [0u8; MAX_PACKET_BYTES];
+        let mut pb = [0u8; MAX_PACKET_BYTES];
+        let frames: Vec<&[i16]> = speech.chunks(p.frame_samples()).collect();
+        a.encode(frames[0], &mut pa).unwrap();
+        let mut b = a.try_clone().unwrap();
+        for f in &frames[1..] {
+            let na = a.encode(f, &mut pa).unwrap();
+            let nb = b.encode(f, &mut pb).unwrap();
+            assert_eq!(pa[..na], pb[..nb]);
+        }
+        drop(a);
+        assert!(b.encode(frames[0], &mut pb).unwrap() > 0);
     }
 
     #[test]

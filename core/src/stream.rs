@@ -213,6 +213,37 @@ impl ReceiveStream {
         }
     }
 
+    /// Lets one 20 ms chunk of playout time pass without decoding it: the
+    /// mixer's path for someone not selected as a talker, so silent or
+    /// unselected uplinks cost a few comparisons instead of a decode.
+    pub fn discard_chunk(&mut self, now: Time) {
+        if self.pcm_len >= CHUNK {
+            self.pcm.copy_within(CHUNK..self.pcm_len, 0);
+            self.pcm_len -= CHUNK;
+            return;
+        }
+        let mut need = CHUNK - self.pcm_len;
+        self.pcm_len = 0;
+        while need > 0 {
+            match self.jitter.pop(now, need) {
+                Pop::Silence => break,
+                Pop::Missing(n) => need = need.saturating_sub(n),
+                Pop::Packet(p, voice) => {
+                    self.voice = voice;
+                    let n = crate::codec::packet_samples(&p).unwrap_or(need).min(MAX_FRAME_SAMPLES);
+                    if n > need {
+                        // The rest of this packet would play next chunk: silence stands in.
+                        self.pcm[..n - need].fill(0);
+                        self.pcm_len = n - need;
+                        need = 0;
+                    } else {
+                        need -= n;
+                    }
+                }
+            }
+        }
+    }
+
     /// Fills `out` (one 20 ms chunk) with what plays now.
     pub fn pull_chunk(&mut self, now: Time, out: &mut [i16]) -> ChunkKind {
         debug_assert_eq!(out.len(), CHUNK);

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lowband_core::gateway::default_tiers;
+use lowband_core::profile::Profile;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -29,6 +31,17 @@ pub struct Config {
     pub attendance_dir: Option<PathBuf>,
     /// A room empty this long ends its session (attendance file and recording).
     pub session_gap_secs: u64,
+    /// Downlink tiers offered, by name (see `lowband_core::gateway::default_tiers`):
+    /// each costs one shared encode per room while someone hears it.
+    pub tiers: Vec<String>,
+    /// The tier a new participant hears until its link says otherwise.
+    pub default_tier: String,
+    /// Most talkers mixed at once per room (the presenter takes a slot).
+    pub max_talkers: usize,
+    /// A talker keeps its slot this long after its last speech.
+    pub talker_hangover_ms: u64,
+    /// Mixer engines (rooms are spread over them by name); 0 = one per core.
+    pub engines: usize,
 }
 
 impl Default for Config {
@@ -43,6 +56,11 @@ impl Default for Config {
             record_dir: None,
             attendance_dir: None,
             session_gap_secs: 600,
+            tiers: default_tiers().into_iter().map(|p| p.name).collect(),
+            default_tier: default_tiers().into_iter().next().map(|p| p.name).unwrap_or_default(),
+            max_talkers: 3,
+            talker_hangover_ms: 600,
+            engines: 0,
         }
     }
 }
@@ -57,6 +75,8 @@ pub fn default_state_dir() -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("unknown downlink tier {0:?} (known: {1})")]
+    UnknownTier(String, String),
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {source}")]
@@ -71,6 +91,24 @@ impl Config {
 
     pub fn attendance_dir(&self) -> PathBuf {
         self.attendance_dir.clone().unwrap_or_else(|| self.state_dir.join("attendance"))
+    }
+
+    /// The configured tiers as profiles, and the default tier's index.
+    pub fn tier_profiles(&self) -> Result<(Vec<Profile>, usize), ConfigError> {
+        let known = default_tiers();
+        let names = || known.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+        let find = |name: &str| known.iter().find(|p| p.name == name).cloned().ok_or_else(|| ConfigError::UnknownTier(name.into(), names()));
+        let tiers = if self.tiers.is_empty() { known.clone() } else { self.tiers.iter().map(|n| find(n)).collect::<Result<Vec<_>, _>>()? };
+        let default = tiers.iter().position(|p| p.name == self.default_tier).ok_or_else(|| ConfigError::UnknownTier(self.default_tier.clone(), self.tiers.join(", ")))?;
+        Ok((tiers, default))
+    }
+
+    /// Engines to run: the configured number, or one per core.
+    pub fn engine_count(&self) -> usize {
+        match self.engines {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     pub fn jitter_target(&self) -> Duration {
@@ -92,6 +130,15 @@ mod tests {
     fn the_sample_config_in_deploy_parses() {
         let c: Config = toml::from_str(include_str!("../../deploy/gateway.toml")).unwrap();
         assert!(c.require_tokens && c.metrics_listen.is_some() && c.record_dir.is_some());
+    }
+
+    #[test]
+    fn tiers_are_chosen_by_name_and_an_unknown_one_is_an_error() {
+        let c: Config = toml::from_str("tiers = [\"2g\"]\ndefault_tier = \"2g\"\nmax_talkers = 2\n").unwrap();
+        let (tiers, default) = c.tier_profiles().unwrap();
+        assert_eq!((tiers.len(), tiers[default].name.as_str()), (1, "2g"));
+        let c: Config = toml::from_str("tiers = [\"5g\"]\n").unwrap();
+        assert!(matches!(c.tier_profiles(), Err(ConfigError::UnknownTier(..))));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The IO shell: quinn endpoint, one task per connection, and one engine task
-//! that owns the sans-IO [`Gateway`] and is the only place the clock is read.
+//! The IO shell: quinn endpoint, one task per connection, and engine tasks
+//! (one per core by default) that each own a sans-IO [`Gateway`] and are the
+//! only places the clock is read. A connection goes to the engine of the room
+//! its Join names, so a room lives on one engine and rooms spread over cores.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::archive::{self, ArchiveConfig, ArchiveMsg};
 use crate::cert::{self, CertError};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::ops::{self, SharedSnapshot, Snapshot, WireTotals};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,8 @@ pub enum ServerError {
     Quic(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("starting the attendance/recording thread: {0}")]
     Archive(std::io::Error),
 }
@@ -82,7 +86,12 @@ impl Server {
 
         let key = crate::keys::load_or_create(&config.state_dir)?;
         let start = Instant::now();
+        let (tiers, default_tier) = config.tier_profiles()?;
         let engine_config = GatewayConfig {
+            tiers,
+            default_tier,
+            max_talkers: config.max_talkers,
+            talker_hangover: Duration::from_millis(config.talker_hangover_ms),
             jitter_target: config.jitter_target(),
             max_room_size: config.max_room_size,
             token_key: Some(TokenKey(key)),
@@ -98,11 +107,19 @@ impl Server {
         })
         .map_err(ServerError::Archive)?;
         let snapshot = SharedSnapshot::default();
-        let (events_tx, events_rx) = mpsc::channel(4096);
-        let mut tasks = vec![
-            tokio::spawn(run_engine(Gateway::new(engine_config), start, events_rx, snapshot.clone(), archive_tx)),
-            tokio::spawn(accept_loop(endpoint.clone(), events_tx)),
-        ];
+        let mut tasks = Vec::new();
+        let mut engines = Vec::new();
+        let mut parts = Vec::new();
+        for _ in 0..config.engine_count() {
+            let (events_tx, events_rx) = mpsc::channel(4096);
+            let part = SharedSnapshot::default();
+            tasks.push(tokio::spawn(run_engine(Gateway::new(engine_config.clone()), start, events_rx, part.clone(), archive_tx.clone())));
+            engines.push(events_tx);
+            parts.push(part);
+        }
+        drop(archive_tx);
+        tasks.push(tokio::spawn(sum_snapshots(parts, snapshot.clone())));
+        tasks.push(tokio::spawn(accept_loop(endpoint.clone(), engines.into())));
         let mut metrics_addr = None;
         if let Some(addr) = config.metrics_listen {
             let listener = ops::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
@@ -146,16 +163,76 @@ impl Server {
     }
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, events: mpsc::Sender<Event>) {
+/// Adds the engines' snapshots into the one `/metrics` serves.
+async fn sum_snapshots(parts: Vec<SharedSnapshot>, total: SharedSnapshot) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let mut sum = Snapshot::default();
+        let mut oldest = Instant::now();
+        for p in &parts {
+            let s = *p.lock().unwrap_or_else(|e| e.into_inner());
+            let (a, b) = (&mut sum.gateway, s.gateway);
+            a.rooms += b.rooms;
+            a.participants += b.participants;
+            a.datagrams_in += b.datagrams_in;
+            a.datagrams_out += b.datagrams_out;
+            a.bad_datagrams += b.bad_datagrams;
+            a.ticks += b.ticks;
+            a.skipped_ticks += b.skipped_ticks;
+            sum.connections += s.connections;
+            sum.wire += s.wire;
+            oldest = oldest.min(s.updated);
+        }
+        // A stalled engine makes the whole gateway look stalled to /health.
+        sum.updated = oldest;
+        *total.lock().unwrap_or_else(|e| e.into_inner()) = sum;
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, engines: Arc<[mpsc::Sender<Event>]>) {
     let mut next_id: ConnId = 1;
     while let Some(incoming) = endpoint.accept().await {
         let id = next_id;
         next_id += 1;
-        tokio::spawn(serve_connection(id, incoming, events.clone()));
+        tokio::spawn(serve_connection(id, incoming, engines.clone()));
     }
 }
 
-async fn serve_connection(id: ConnId, incoming: quinn::Incoming, events: mpsc::Sender<Event>) {
+/// Reads the control stream up to the Join to learn the room, so the
+/// connection goes to that room's engine. Returns the engine and the bytes read.
+async fn route(id: ConnId, recv: &mut quinn::RecvStream, engines: usize) -> (usize, Vec<u8>) {
+    use lowband_core::wire::control::FrameReader;
+    use lowband_core::wire::ClientMsg;
+    let mut seen = Vec::new();
+    if engines == 1 {
+        return (0, seen);
+    }
+    let fallback = (id as usize) % engines;
+    let mut reader = FrameReader::default();
+    let mut buf = [0u8; 1024];
+    let mut messages = 0;
+    loop {
+        let Ok(Ok(Some(n))) = tokio::time::timeout(CONTROL_STREAM_DEADLINE, recv.read(&mut buf)).await else { return (fallback, seen) };
+        seen.extend_from_slice(&buf[..n]);
+        reader.push(&buf[..n]);
+        loop {
+            match reader.next::<ClientMsg>() {
+                Ok(Some(ClientMsg::Join { room })) => {
+                    let mut h = std::hash::DefaultHasher::new();
+                    std::hash::Hash::hash(&room, &mut h);
+                    return ((std::hash::Hasher::finish(&h) % engines as u64) as usize, seen);
+                }
+                Ok(Some(_)) if messages < 2 => messages += 1,
+                Ok(None) => break,
+                // Anything else: the engine will answer it.
+                _ => return (fallback, seen),
+            }
+        }
+    }
+}
+
+async fn serve_connection(id: ConnId, incoming: quinn::Incoming, engines: Arc<[mpsc::Sender<Event>]>) {
     let remote = incoming.remote_address();
     let conn = match incoming.await {
         Ok(c) => c,
@@ -166,8 +243,13 @@ async fn serve_connection(id: ConnId, incoming: quinn::Incoming, events: mpsc::S
         _ => return conn.close(quinn::VarInt::from_u32(1), b"no control stream"),
     };
     info!(conn = id, %remote, "connected");
+    let (engine, seen) = route(id, &mut recv, engines.len()).await;
+    let events = engines[engine].clone();
     let (writer_tx, writer_rx) = mpsc::channel(CONTROL_QUEUE);
     if events.send(Event::Connected { id, conn: conn.clone(), writer: writer_tx }).await.is_err() {
+        return;
+    }
+    if !seen.is_empty() && events.send(Event::Control(id, Bytes::from(seen))).await.is_err() {
         return;
     }
     let writer = tokio::spawn(write_control(conn.clone(), send, writer_rx));

@@ -11,6 +11,7 @@ use crate::wire::{AudioHeader, ReceiverReport, ServerMsg};
 
 use super::{ConnId, ConnState, Gateway, Output};
 
+
 /// A connection this quiet (no audio, no report) is presumed dead.
 const SILENT: std::time::Duration = std::time::Duration::from_secs(4);
 
@@ -74,11 +75,9 @@ impl Gateway {
                     return;
                 }
                 l.rung = r;
-                let Some(ConnState::Joined { room, id }) = self.conns.get(&conn).map(|c| &c.state) else { return };
-                let profile = self.config.downlink_ladder[r].clone();
-                if let Some(p) = self.rooms.get_mut(room).and_then(|room| room.participants.get_mut(id)) {
-                    p.downlink.set_profile(profile);
-                }
+                let name = self.config.tiers[r].name.clone();
+                // Only fails for a connection that is no longer joined.
+                let _ = self.set_downlink_tier(conn, &name);
             }
         }
     }

@@ -12,16 +12,14 @@ mod room;
 mod seats;
 
 pub use floor::{AttendanceEvent, Presence};
-use floor::Floor;
-use room::{Participant, Room};
+use room::{MixConfig, Participant, Room};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{CodecError, CHUNK, CHUNK_MS};
-use crate::mixer::Mix;
-use crate::profile::Profile;
-use crate::stream::{ReceiveStream, SendStream};
+use crate::profile::{Bandwidth, Profile};
+use crate::stream::ReceiveStream;
 use crate::time::Time;
 use crate::token::{self, TokenError};
 use crate::wire::control::{encode_frame, is_valid_name, FrameReader, PROTOCOL_VERSION};
@@ -38,8 +36,15 @@ const MAX_CATCH_UP_TICKS: u32 = 5;
 pub struct GatewayConfig {
     /// Sent in Welcome, e.g. "lowband-gateway 0.1.0".
     pub server_name: String,
-    /// Profile of every downlink mix.
-    pub profile: Profile,
+    /// Downlink tiers, richest first: each listener hears one, chosen by
+    /// [`Gateway::set_downlink_tier`]; each tier costs one shared encode per room.
+    pub tiers: Vec<Profile>,
+    /// Index into `tiers` of the tier a new participant starts on.
+    pub default_tier: usize,
+    /// Most talkers mixed at once (the presenter takes one of the slots).
+    pub max_talkers: usize,
+    /// A talker stays selected this long after their last speech packet.
+    pub talker_hangover: Duration,
     /// Receive buffer delay for each talker's uplink.
     pub jitter_target: Duration,
     pub max_room_size: usize,
@@ -52,12 +57,35 @@ pub struct GatewayConfig {
     pub unix_ms_at_zero: u64,
     /// Emit each room's full mix as [`Output::Recording`].
     pub record: bool,
-    /// Downlink profiles, richest first: each listener's reports move its mix
-    /// among them (issue #7). Empty: every mix uses `profile`.
-    pub downlink_ladder: Vec<Profile>,
-    pub downlink_start: usize,
+    /// Each listener's reports move it among the `tiers` (issue #7); off, tiers are set by hand only.
+    pub adapt_downlink: bool,
     /// How long a lost connection's seat is held for a reconnect (zero: none).
     pub seat_grace: Duration,
+}
+
+/// The built-in downlink tiers: "3g" (16 kbit/s wideband, 40 ms) and "2g"
+/// (12 kbit/s, 60 ms packets: fewer packets pay the ~60 bytes of IP/UDP/QUIC
+/// overhead, ~20 kbit/s on the wire). Shared encodes run at complexity 5:
+/// it halves encode cost against 9-10 for ~0.1 PESQ-WB (FACTS.md).
+pub fn default_tiers() -> Vec<Profile> {
+    let tier = |name: &str, frame_ms, bitrate_bps| Profile {
+        name: name.into(),
+        frame_ms,
+        bitrate_bps,
+        max_bandwidth: Bandwidth::Wide,
+        complexity: 5,
+        ..Profile::default()
+    };
+    vec![tier("3g", 40, 16_000), tier("2g", 60, 12_000)]
+}
+
+/// [`Gateway::set_downlink_tier`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TierError {
+    #[error("no downlink tier named {0:?}")]
+    UnknownTier(String),
+    #[error("connection {0} is not in a room")]
+    NotJoined(ConnId),
 }
 
 /// The HMAC key for join tokens (redacted in debug output).
@@ -74,15 +102,17 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             server_name: format!("lowband-gateway {}", env!("CARGO_PKG_VERSION")),
-            profile: Profile::default(),
+            tiers: default_tiers(),
+            default_tier: 0,
+            max_talkers: 3,
+            talker_hangover: Duration::from_millis(600),
             jitter_target: Duration::from_millis(80),
             max_room_size: 500,
             token_key: None,
             require_tokens: false,
             unix_ms_at_zero: 0,
             record: false,
-            downlink_ladder: crate::adapt::ladder(),
-            downlink_start: 1,
+            adapt_downlink: true,
             seat_grace: Duration::from_secs(60),
         }
     }
@@ -137,7 +167,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig) -> Self {
+    pub fn new(mut config: GatewayConfig) -> Self {
+        if config.tiers.is_empty() {
+            config.tiers = default_tiers();
+        }
+        config.default_tier = config.default_tier.min(config.tiers.len() - 1);
         Gateway {
             config,
             conns: HashMap::new(),
@@ -191,7 +225,10 @@ impl Gateway {
         let Some(Conn { state: ConnState::Joined { room, id }, .. }) = self.conns.get(&conn) else { return };
         let Some(p) = self.rooms.get_mut(room).and_then(|r| r.participants.get_mut(id)) else { return };
         match p.uplink.insert_datagram(now, data) {
-            Some(h) => self.link_on_datagram(now, conn, &h),
+            Some(header) => {
+                p.heard(now, &header);
+                self.link_on_datagram(now, conn, &header);
+            }
             None => self.stats.bad_datagrams += 1,
         }
     }
@@ -214,6 +251,8 @@ impl Gateway {
     pub fn handle_timeout(&mut self, now: Time) {
         self.last_now = self.last_now.max(now);
         let mut failed = Vec::new();
+        let mut talkers = Vec::new();
+        let mix = MixConfig { tiers: &self.config.tiers, max_talkers: self.config.max_talkers, hangover: self.config.talker_hangover };
         for (name, room) in self.rooms.iter_mut() {
             let mut ticks = 0;
             while room.next_tick <= now {
@@ -223,7 +262,11 @@ impl Gateway {
                     room.next_tick = room.next_tick + TICK * behind as u32;
                     break;
                 }
-                failed.extend(room.tick(room.next_tick, &mut self.out, &mut self.stats));
+                let outcome = room.tick(room.next_tick, &mix, &mut self.out, &mut self.stats);
+                failed.extend(outcome.failed);
+                if let Some(ids) = outcome.talkers {
+                    talkers.push((name.clone(), ids));
+                }
                 if self.config.record {
                     // The full mix: everyone who talked this tick, nobody minus.
                     let mut pcm = vec![0; CHUNK];
@@ -237,8 +280,34 @@ impl Gateway {
         for conn in failed {
             self.refuse(conn, ErrorCode::Malformed, "audio codec failure");
         }
+        for (room, ids) in talkers {
+            self.broadcast(&room, None, &ServerMsg::ActiveTalkers { ids });
+        }
         self.link_timeout(now);
         self.expire_seats(now);
+    }
+
+    /// The downlink tiers' names, richest first.
+    pub fn downlink_tiers(&self) -> impl Iterator<Item = &str> {
+        self.config.tiers.iter().map(|p| p.name.as_str())
+    }
+
+    /// The tier a connection hears (or will hear, after a pending switch).
+    pub fn downlink_tier(&self, conn: ConnId) -> Option<&str> {
+        let Some(Conn { state: ConnState::Joined { room, id }, .. }) = self.conns.get(&conn) else { return None };
+        let p = self.rooms.get(room)?.participants.get(id)?;
+        Some(self.config.tiers[p.tier()].name.as_str())
+    }
+
+    /// Moves a listener to another downlink tier mid-call. The switch lands
+    /// at the next frame boundary the two tiers share (at most 120 ms later),
+    /// so no frame is cut; a talker's own encoder is reconfigured, keeping its state.
+    pub fn set_downlink_tier(&mut self, conn: ConnId, tier: &str) -> Result<(), TierError> {
+        let index = self.config.tiers.iter().position(|p| p.name == tier).ok_or_else(|| TierError::UnknownTier(tier.to_string()))?;
+        let Some(Conn { state: ConnState::Joined { room, id }, .. }) = self.conns.get(&conn) else { return Err(TierError::NotJoined(conn)) };
+        let p = self.rooms.get_mut(room).and_then(|r| r.participants.get_mut(id)).ok_or(TierError::NotJoined(conn))?;
+        p.set_tier(index);
+        Ok(())
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -357,13 +426,8 @@ impl Gateway {
                 return self.refuse(conn, ErrorCode::RoomLocked, "the room is locked: the host is not letting anyone else in");
             }
         }
-        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
-            participants: BTreeMap::new(),
-            next_id: 1,
-            next_tick: now + TICK,
-            mix: Mix::default(),
-            floor: Floor::default(),
-        });
+        let tiers = cfg.tiers.len();
+        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room::new(now + TICK, tiers));
         if room.participants.len() >= cfg.max_room_size {
             let empty = room.participants.is_empty();
             if empty {
@@ -374,22 +438,19 @@ impl Gateway {
         // Open rooms: whoever opens the room runs it.
         let role = token_role.unwrap_or(if room.participants.is_empty() { Role::Host } else { Role::Participant });
         let id = room.next_id;
-        let rung = cfg.downlink_start.min(cfg.downlink_ladder.len().saturating_sub(1));
-        let profile = cfg.downlink_ladder.get(rung).unwrap_or(&cfg.profile).clone();
-        let streams = ReceiveStream::new(profile.decoder_complexity, cfg.jitter_target)
-            .and_then(|up| Ok((up, SendStream::new(profile, None, false)?)));
-        let (uplink, downlink) = match streams {
+        let tier = cfg.default_tier.min(cfg.tiers.len().saturating_sub(1));
+        let uplink = match ReceiveStream::new(cfg.tiers[tier].decoder_complexity, cfg.jitter_target) {
             Ok(s) => s,
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
         room.next_id += 1;
-        if !cfg.downlink_ladder.is_empty() {
-            let mut l = link::SeatLink::new(cfg.downlink_ladder.len(), rung);
+        if cfg.adapt_downlink {
+            let mut l = link::SeatLink::new(cfg.tiers.len(), tier);
             l.last_heard = now;
             self.links.by_conn.insert(conn, l);
         }
         let entry = RosterEntry { id, name, role, muted: false, hand: None };
-        room.participants.insert(id, Participant { conn, entry: entry.clone(), uplink, downlink, chunk: [0; CHUNK], talking: false });
+        room.participants.insert(id, Participant::new(conn, entry.clone(), uplink, tier));
         let roster = room.participants.values().map(|p| p.entry.clone()).collect();
         self.conns.get_mut(&conn).expect("present").state = ConnState::Joined { room: room_name.clone(), id };
         self.send(conn, &ServerMsg::Joined { room: room_name.clone(), you: id, roster });
@@ -418,7 +479,7 @@ impl Gateway {
     fn unseat(&mut self, room: &str, id: ParticipantId) {
         self.held.remove(&(room.to_string(), id));
         let Some(r) = self.rooms.get_mut(room) else { return };
-        let Some(p) = r.participants.remove(&id) else { return };
+        let Some(p) = r.remove(id) else { return };
         r.floor.host_muted.remove(&id);
         self.links.by_conn.remove(&p.conn);
         let Some(r) = self.rooms.get(room) else { return };
