@@ -79,7 +79,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     println!("comparing sim and netem: {} clients × {:.0} s over: {}", a.clients, a.seconds, link.description);
 
     let sim_dir = a.out.join("sim");
-    let spec = SimSpec { names: names.clone(), links: vec![link.clone(); a.clients], turns: turns.clone(), seconds: a.seconds, seed: a.seed, progress: true };
+    let spec = SimSpec { names: names.clone(), links: vec![link.clone(); a.clients], turns: turns.clone(), seconds: a.seconds, seed: a.seed, progress: true, profile: None };
     let s = sim::run(&spec, &sim_dir)?;
     let sim_scores = report::score_turns(&names, &turns, &s.heard, false)?;
     report::write_series_csv(&sim_dir.join("series.csv"), &s.series)?;
@@ -97,7 +97,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async move {
             let sock = tokio::net::UdpSocket::bind(proxy).await?;
-            netem::serve(sock, gw_addr, net_link, seed, false, async {
+            netem::serve(sock, gw_addr, net_link, seed, false, None, async {
                 let _ = stop_rx.await;
             })
             .await

@@ -7,6 +7,7 @@
 
 pub mod compare;
 pub mod demo;
+pub mod handover;
 pub mod linkargs;
 pub mod netem;
 pub mod procs;

@@ -23,6 +23,8 @@ enum Command {
     Netem(lowband_tools::netem::NetemArgs),
     /// The same call through `sim` and through `netem` with the real binaries, and how far the figures agree.
     Compare(lowband_tools::compare::CompareArgs),
+    /// A talker and a listener (real binaries) over netem with an outage or a NAT rebinding: audio gaps, recovery, queueing delay.
+    Handover(lowband_tools::handover::HandoverArgs),
     /// Bytes on the wire per direction for one talker and one silent listener.
     Wire {
         #[arg(long, default_value = "wire-out")]
@@ -37,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => lowband_tools::sim_cli::run(&a),
         Command::Netem(a) => lowband_tools::netem::run(&a),
         Command::Compare(a) => lowband_tools::compare::run(&a),
+        Command::Handover(a) => lowband_tools::handover::run(&a),
         Command::Wire { out } => lowband_tools::wire::run(&out),
     }
 }

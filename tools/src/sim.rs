@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use lowband_core::adapt::ladder;
 use lowband_core::client::{Client, ClientConfig, Transmit};
+use lowband_core::profile::Profile;
 use lowband_core::codec::CHUNK;
 use lowband_core::gateway::{Gateway, GatewayConfig, Output};
 use lowband_core::link::{Link, LinkConfig, LinkStats};
@@ -55,6 +57,21 @@ pub struct SimSpec {
     pub seconds: f64,
     pub seed: u64,
     pub progress: bool,
+    /// Every stream on this one profile; `None`: rate adaptation over the link ladder.
+    pub profile: Option<Profile>,
+}
+
+/// The gateway and client configs for a fixed profile or for adaptation.
+pub fn configs(profile: Option<&Profile>) -> (GatewayConfig, ClientConfig) {
+    let client = ClientConfig::new("", "sim-room");
+    match profile {
+        Some(p) => (
+            GatewayConfig { server_name: "lowband-sim".into(), tiers: vec![p.clone()], default_tier: 0, adapt_downlink: false, ..Default::default() },
+            client.fixed(p.clone()),
+        ),
+        // Adaptive: the downlink walks the same ladder as the uplink, from the same start.
+        None => (GatewayConfig { server_name: "lowband-sim".into(), tiers: ladder(), default_tier: client.start_rung, ..Default::default() }, client),
+    }
 }
 
 /// One second of one client's call.
@@ -72,6 +89,8 @@ pub struct Second {
     pub rtt_ms: Option<f64>,
     /// Share of the played audio that was concealment.
     pub concealed_pct: f64,
+    /// The client's uplink profile at the end of the second.
+    pub profile: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,12 +180,13 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     std::fs::create_dir_all(out)?;
     let wall = std::time::Instant::now();
     let wav = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut gateway = Gateway::new(GatewayConfig { server_name: "lowband-sim".into(), ..Default::default() });
+    let (gw_config, client_config) = configs(spec.profile.as_ref());
+    let mut gateway = Gateway::new(gw_config);
     let mut nodes = Vec::new();
     let mut heard_paths = Vec::new();
     for (k, (name, link)) in spec.names.iter().zip(&spec.links).enumerate() {
         let path = out.join(format!("{name}-heard.wav"));
-        let mut client = Client::new(ClientConfig::new(name, "sim-room")).context("client codec")?;
+        let mut client = Client::new(ClientConfig { name: name.clone(), ..client_config.clone() }).context("client codec")?;
         let mut ctrl_up = VecDeque::new();
         while let Some(t) = client.poll_transmit() {
             if let Transmit::Control(c) = t {
@@ -311,6 +331,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
 fn audio_step(nodes: &mut [Node], index: u64, now: Time) -> anyhow::Result<()> {
     let mut chunk = [0i16; CHUNK];
     for n in nodes {
+        n.client.handle_timeout(now);
         if index > 0 {
             fill_capture(&n.turns, (index as usize - 1) * CHUNK, &mut chunk);
             n.client.push_capture(&chunk).context("encoding")?;
@@ -339,6 +360,7 @@ fn close_second(n: &mut Node, name: &str, second: u64) -> Second {
         down_delay_ms: down_delay,
         rtt_ms: up_delay.zip(down_delay).map(|(a, b)| a + b),
         concealed_pct: (concealed - a.concealed) as f64 * 100.0 / RATE as f64,
+        profile: if n.client.link().receive_only { "receive-only".into() } else { n.client.profile().name.clone() },
     };
     n.acc.up_stats = u;
     n.acc.down_stats = d;

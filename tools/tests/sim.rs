@@ -20,6 +20,7 @@ fn spec(seed: u64) -> SimSpec {
         turns: sim::round_robin(&[speech], 2, 2.0, 0.5, 7.0),
         seconds: 7.0,
         seed,
+        profile: None,
         progress: false,
     }
 }
