@@ -101,6 +101,8 @@ pub struct RateAdapter {
     receive_only_until: Option<Time>,
     probe_after: Duration,
     changes: u64,
+    /// The breaker tripped because reports stopped (an outage), not because of loss.
+    silent_trip: bool,
 }
 
 impl RateAdapter {
@@ -119,6 +121,7 @@ impl RateAdapter {
             last_report: None,
             receive_only_until: None,
             changes: 0,
+            silent_trip: false,
         }
     }
 
@@ -164,6 +167,12 @@ impl RateAdapter {
         let clean = residual <= self.cfg.clean_loss && r.delay_trend <= self.cfg.down_delay_trend / 4 && !rtt_bad;
 
         match self.decision {
+            // Reports are back after an outage: the link passes again, try at once.
+            Decision::ReceiveOnly if self.silent_trip => {
+                self.silent_trip = false;
+                self.receive_only_until = None;
+                self.set(now, Decision::Rung(self.leanest()))
+            }
             Decision::ReceiveOnly => self.tick(now),
             Decision::Rung(rung) => {
                 if rung == self.leanest() {
@@ -191,6 +200,7 @@ impl RateAdapter {
 
     fn trip(&mut self, now: Time) -> Option<Decision> {
         self.bad_at_bottom = 0;
+        self.silent_trip = false;
         self.receive_only_until = Some(now + self.probe_after);
         self.probe_after = (self.probe_after * 2).min(self.cfg.max_probe_after);
         self.set(now, Decision::ReceiveOnly)
@@ -214,7 +224,9 @@ impl RateAdapter {
                 }
                 self.last_report = Some(now);
                 if rung == self.leanest() {
-                    self.trip(now)
+                    let d = self.trip(now);
+                    self.silent_trip = true;
+                    d
                 } else {
                     self.set(now, Decision::Rung(self.leanest()))
                 }
@@ -311,5 +323,7 @@ mod tests {
         a.on_report(secs(1), &report(0, 0), PathSignal::default());
         assert_eq!(a.tick(secs(6)), Some(Decision::Rung(2)));
         assert_eq!(a.tick(secs(11)), Some(Decision::ReceiveOnly));
+        // The first report after the outage ends receive-only without waiting for the probe.
+        assert_eq!(a.on_report(secs(12), &report(0, 0), PathSignal::default()), Some(Decision::Rung(2)));
     }
 }
