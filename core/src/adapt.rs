@@ -52,8 +52,12 @@ pub struct AdaptConfig {
     /// At the leanest rung: loss at which the breaker trips (after `breaker_reports` in a row).
     pub breaker_loss: f64,
     pub breaker_reports: u32,
-    /// No report for this long counts as total loss.
+    /// No report for this long: drop to the leanest rung.
     pub silence_limit: Duration,
+    /// Still no report this long after that: receive-only. Long enough that a
+    /// handover outage (up to ~10 s) does not stop the audio, which then
+    /// flows again the moment the link returns.
+    pub silence_trip: Duration,
     /// First pause in receive-only before probing again.
     pub probe_after: Duration,
     pub max_probe_after: Duration,
@@ -73,6 +77,7 @@ impl Default for AdaptConfig {
             breaker_loss: 0.5,
             breaker_reports: 3,
             silence_limit: Duration::from_secs(5),
+            silence_trip: Duration::from_secs(15),
             probe_after: Duration::from_secs(10),
             max_probe_after: Duration::from_secs(120),
         }
@@ -218,7 +223,8 @@ impl RateAdapter {
                 None
             }
             Decision::Rung(rung) => {
-                let silent = self.last_report.is_some_and(|t| now.saturating_since(t) >= self.cfg.silence_limit);
+                let limit = if rung == self.leanest() { self.cfg.silence_trip } else { self.cfg.silence_limit };
+                let silent = self.last_report.is_some_and(|t| now.saturating_since(t) >= limit);
                 if !silent {
                     return None;
                 }
@@ -322,8 +328,11 @@ mod tests {
         let mut a = RateAdapter::new(AdaptConfig::default(), 3, 0);
         a.on_report(secs(1), &report(0, 0), PathSignal::default());
         assert_eq!(a.tick(secs(6)), Some(Decision::Rung(2)));
-        assert_eq!(a.tick(secs(11)), Some(Decision::ReceiveOnly));
+        // A 10 s handover outage does not stop the audio...
+        assert_eq!(a.tick(secs(16)), None);
+        // ... a longer silence does.
+        assert_eq!(a.tick(secs(21)), Some(Decision::ReceiveOnly));
         // The first report after the outage ends receive-only without waiting for the probe.
-        assert_eq!(a.on_report(secs(12), &report(0, 0), PathSignal::default()), Some(Decision::Rung(2)));
+        assert_eq!(a.on_report(secs(22), &report(0, 0), PathSignal::default()), Some(Decision::Rung(2)));
     }
 }
