@@ -68,7 +68,10 @@ pub fn score_turn(said: &[i16], heard: &[i16], said_at: usize, max_delay: usize)
     let seg = window.get(delay..).ok_or("recording ends before the turn")?;
     let seg = &seg[..said.len().min(seg.len())];
     let reference = &said[..seg.len()];
-    let pesq = pesq::pesq_wb(reference, seg).map_err(|e| format!("PESQ: {e:?}"))?;
+    // pesq 0.2 can overflow on badly damaged audio; that is a failed score, not a crash.
+    let pesq = std::panic::catch_unwind(|| pesq::pesq_wb(reference, seg))
+        .map_err(|_| "PESQ failed on this audio".to_string())?
+        .map_err(|e| format!("PESQ: {e:?}"))?;
     Ok(Heard { delay_ms: delay as f64 / 16.0, pesq_wb: f64::from(pesq), level_dbfs: rms_dbfs(seg) })
 }
 

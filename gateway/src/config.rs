@@ -57,7 +57,7 @@ impl Default for Config {
             attendance_dir: None,
             session_gap_secs: 600,
             tiers: default_tiers().into_iter().map(|p| p.name).collect(),
-            default_tier: default_tiers().into_iter().next().map(|p| p.name).unwrap_or_default(),
+            default_tier: default_tiers().into_iter().nth(lowband_core::gateway::DEFAULT_TIER).map(|p| p.name).unwrap_or_default(),
             max_talkers: 3,
             talker_hangover_ms: 600,
             engines: 0,

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{CodecError, CHUNK, CHUNK_MS};
-use crate::profile::{Bandwidth, Profile};
+use crate::profile::Profile;
 use crate::stream::ReceiveStream;
 use crate::time::Time;
 use crate::token::{self, TokenError};
@@ -63,21 +63,17 @@ pub struct GatewayConfig {
     pub seat_grace: Duration,
 }
 
-/// The built-in downlink tiers: "3g" (16 kbit/s wideband, 40 ms) and "2g"
-/// (12 kbit/s, 60 ms packets: fewer packets pay the ~60 bytes of IP/UDP/QUIC
-/// overhead, ~20 kbit/s on the wire). Shared encodes run at complexity 5:
-/// it halves encode cost against 9-10 for ~0.1 PESQ-WB (FACTS.md).
+/// The built-in downlink tiers: the link profiles `good`, `3g`, `edge`, `2g`
+/// (richest first; see `crate::profile`), so rate adaptation can take a
+/// listener down to what a 2G link carries (`2g`: ~13 kbit/s on the wire).
+/// Shared encodes run at complexity 5: it halves encode cost against 9-10
+/// for ~0.1 PESQ-WB (FACTS.md).
 pub fn default_tiers() -> Vec<Profile> {
-    let tier = |name: &str, frame_ms, bitrate_bps| Profile {
-        name: name.into(),
-        frame_ms,
-        bitrate_bps,
-        max_bandwidth: Bandwidth::Wide,
-        complexity: 5,
-        ..Profile::default()
-    };
-    vec![tier("3g", 40, 16_000), tier("2g", 60, 12_000)]
+    crate::adapt::ladder().into_iter().map(|p| Profile { complexity: p.complexity.min(5), ..p }).collect()
 }
+
+/// Index of `3g` in [`default_tiers`]: where listeners start.
+pub const DEFAULT_TIER: usize = 1;
 
 /// [`Gateway::set_downlink_tier`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,7 +99,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             server_name: format!("lowband-gateway {}", env!("CARGO_PKG_VERSION")),
             tiers: default_tiers(),
-            default_tier: 0,
+            default_tier: DEFAULT_TIER,
             max_talkers: 3,
             talker_hangover: Duration::from_millis(600),
             jitter_target: Duration::from_millis(80),
