@@ -104,15 +104,6 @@ pub fn gaps(heard: &[i16]) -> Vec<Gap> {
     out
 }
 
-fn write_wav(path: &std::path::Path, samples: &[i16]) -> anyhow::Result<()> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec)?;
-    for &s in samples {
-        w.write_sample(s)?;
-    }
-    w.finalize()?;
-    Ok(())
-}
 
 pub fn run(a: &HandoverArgs) -> anyhow::Result<()> {
     let link = a.link.build()?;
@@ -121,23 +112,12 @@ pub fn run(a: &HandoverArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.out)?;
     let said = continuous_speech(a.seconds)?;
     let says = a.out.join("talker-says.wav");
-    write_wav(&says, &said)?;
+    crate::report::write_wav(&says, &said)?;
 
     let gateway = GatewayProcess::start(&a.out.join("gateway-state"), &a.out.join("gateway.log"))?;
     let proxy: std::net::SocketAddr = format!("127.0.0.1:{}", free_udp_port()?).parse()?;
     let gw_addr: std::net::SocketAddr = gateway.addr.parse()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (net_link, seed, rebind) = (link.clone(), a.seed, a.rebind_at.map(Duration::from_secs_f64));
-    let proxy_thread = std::thread::spawn(move || -> anyhow::Result<Vec<netem::FlowReport>> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async move {
-            let sock = tokio::net::UdpSocket::bind(proxy).await?;
-            netem::serve(sock, gw_addr, net_link, seed, false, rebind, async {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    });
+    let (proxy_thread, stop_tx) = netem::spawn(proxy, gw_addr, link.clone(), a.seed, a.rebind_at.map(Duration::from_secs_f64));
     std::thread::sleep(Duration::from_millis(200));
     let client_bin = sibling_binary("lowband")?;
     let heard = a.out.join("listener-heard.wav");

@@ -124,6 +124,28 @@ pub fn run(a: &NetemArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs [`serve`] on its own thread until the returned sender fires (or is dropped).
+pub fn spawn(
+    listen: SocketAddr,
+    gateway: SocketAddr,
+    link: LinkPair,
+    seed: u64,
+    rebind_at: Option<Duration>,
+) -> (std::thread::JoinHandle<anyhow::Result<Vec<FlowReport>>>, tokio::sync::oneshot::Sender<()>) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || -> anyhow::Result<Vec<FlowReport>> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let sock = UdpSocket::bind(listen).await?;
+            serve(sock, gateway, link, seed, false, rebind_at, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    (thread, stop_tx)
+}
+
 /// Binds a new upstream socket for flow `k` and relays what the gateway sends to it.
 async fn upstream(gateway: SocketAddr, k: usize, tx: &mpsc::UnboundedSender<Event>) -> anyhow::Result<(Arc<UdpSocket>, tokio::task::JoinHandle<()>)> {
     let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
