@@ -215,9 +215,10 @@ pub async fn run_call_controlled(
     run_call_recording(opts, audio, stop, controls, None).await
 }
 
-/// Silence from the gateway (no UDP at all: reports and ACKs flow every
-/// second) this long means the path is dead: rebind to a fresh socket, as
-/// after a change of network the old binding may be what is broken.
+/// Silence from the gateway (no UDP at all: once joined, reports and ACKs
+/// flow every second) this long — or three RTTs on a slow path — means the
+/// path is dead: rebind to a fresh socket, as after a change of network the
+/// old binding may be what is broken.
 const SILENT_PATH: Duration = Duration::from_millis(1500);
 /// While the path stays silent, rebind again this often.
 const REBIND_EVERY: Duration = Duration::from_secs(5);
@@ -259,17 +260,18 @@ impl Live {
         self.last_rebind = Some(Instant::now());
     }
 
-    /// Rebinds when the gateway has been silent too long (once per [`REBIND_EVERY`]).
+    /// Rebinds when the gateway has been silent too long (at most once per
+    /// [`REBIND_EVERY`]: each move costs the peer a path validation).
     fn watch_path(&mut self, rx_datagrams: u64) {
         let now = Instant::now();
         if rx_datagrams != self.rx_datagrams {
             self.rx_datagrams = rx_datagrams;
             self.rx_moved = now;
-            self.last_rebind = None;
             return;
         }
         let silent = now.duration_since(self.rx_moved);
-        if silent >= SILENT_PATH && self.last_rebind.is_none_or(|t| now.duration_since(t) >= REBIND_EVERY) {
+        let limit = SILENT_PATH.max(self.conn.rtt() * 3);
+        if silent >= limit && self.last_rebind.is_none_or(|t| now.duration_since(t) >= REBIND_EVERY) {
             self.rebind(&format!("nothing from the gateway for {} ms", silent.as_millis()));
         }
     }
@@ -413,7 +415,10 @@ pub async fn run_call_recording(
                 if let Some(l) = live.as_mut() {
                     if wall >= next_path {
                         next_path = wall + Duration::from_millis(250);
-                        l.watch_path(l.conn.stats().udp_rx.datagrams);
+                        // Before the join nothing flows periodically: silence means nothing yet.
+                        if client.is_joined() {
+                            l.watch_path(l.conn.stats().udp_rx.datagrams);
+                        }
                         client.handle_path(now(), lowband_quic::path_stats(&l.conn));
                     }
                 } else if let Some(since) = lost_at {
