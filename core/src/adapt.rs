@@ -108,7 +108,13 @@ pub struct RateAdapter {
     changes: u64,
     /// The breaker tripped because reports stopped (an outage), not because of loss.
     silent_trip: bool,
+    /// Reports pooled until they cover enough packets to judge loss.
+    pool: ReceiverReport,
 }
+
+/// Loss is judged over at least this many packets: at 60 ms packets and DTX
+/// one report may cover a dozen, where a single loss reads as 8 %.
+const MIN_POOL: u16 = 30;
 
 impl RateAdapter {
     /// Starts on `start` of a ladder of `rungs` (≥ 1) profiles.
@@ -127,6 +133,7 @@ impl RateAdapter {
             receive_only_until: None,
             changes: 0,
             silent_trip: false,
+            pool: ReceiverReport::default(),
         }
     }
 
@@ -164,12 +171,20 @@ impl RateAdapter {
     /// Takes one receiver report about the stream this side sends; returns a new decision if it changed.
     pub fn on_report(&mut self, now: Time, r: &ReceiverReport, path: PathSignal) -> Option<Decision> {
         self.last_report = Some(now);
-        let residual = crate::feedback::residual_loss(r);
+        let p = &mut self.pool;
+        p.expected = p.expected.saturating_add(r.expected);
+        p.lost = p.lost.saturating_add(r.lost);
+        p.recovered = p.recovered.saturating_add(r.recovered);
+        p.late = p.late.saturating_add(r.late);
+        // Severe loss acts at once; otherwise loss is judged once enough packets are pooled.
+        let severe_now = r.expected >= 5 && crate::feedback::residual_loss(r) > self.cfg.severe_loss;
+        let residual = (p.expected >= MIN_POOL || severe_now).then(|| crate::feedback::residual_loss(&std::mem::take(p)));
         let raw = f64::from(r.lost) / f64::from(r.expected.max(1));
         let queue_growing = r.delay_trend >= self.cfg.down_delay_trend;
         let rtt_bad = path.rtt.is_some_and(|x| x > self.cfg.max_rtt);
-        let bad = residual > self.cfg.down_loss || queue_growing || rtt_bad || path.window_starved;
-        let clean = residual <= self.cfg.clean_loss && r.delay_trend <= self.cfg.down_delay_trend / 4 && !rtt_bad;
+        let bad = residual.is_some_and(|x| x > self.cfg.down_loss) || queue_growing || rtt_bad || path.window_starved;
+        let clean = residual.is_none_or(|x| x <= self.cfg.clean_loss) && r.delay_trend <= self.cfg.down_delay_trend / 4 && !rtt_bad;
+        let residual = residual.unwrap_or(0.0);
 
         match self.decision {
             // Reports are back after an outage: the link passes again, try at once.
@@ -181,7 +196,9 @@ impl RateAdapter {
             Decision::ReceiveOnly => self.tick(now),
             Decision::Rung(rung) => {
                 if rung == self.leanest() {
-                    self.bad_at_bottom = if raw >= self.cfg.breaker_loss { self.bad_at_bottom + 1 } else { 0 };
+                    if r.expected >= 5 || r.lost > 0 {
+                        self.bad_at_bottom = if raw >= self.cfg.breaker_loss { self.bad_at_bottom + 1 } else { 0 };
+                    }
                     if self.bad_at_bottom >= self.cfg.breaker_reports {
                         return self.trip(now);
                     }
@@ -303,6 +320,20 @@ mod tests {
         }
         // Undamped, that is two changes per 13 s cycle (~92); damped, far fewer.
         assert!(a.changes() <= 30, "{} changes in {t} s", a.changes());
+    }
+
+    #[test]
+    fn one_loss_among_a_dozen_packets_is_not_enough_to_step_down() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 4, 1);
+        let few = |lost| ReceiverReport { interval_ms: 1000, expected: 12, lost, ..Default::default() };
+        assert_eq!(a.on_report(secs(1), &few(1), PathSignal::default()), None);
+        assert_eq!(a.on_report(secs(2), &few(0), PathSignal::default()), None);
+        assert_eq!(a.on_report(secs(3), &few(0), PathSignal::default()), None);
+        // Sustained loss over the pooled packets still does.
+        for s in 4..=6 {
+            a.on_report(secs(s), &few(2), PathSignal::default());
+        }
+        assert_eq!(a.decision(), Decision::Rung(2));
     }
 
     #[test]
