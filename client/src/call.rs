@@ -120,6 +120,8 @@ pub struct CallReport {
     pub concealed_samples: u64,
     pub late_packets: u64,
     pub chunks_audible: u64,
+    /// Mean time played audio waited in the jitter buffer, ms.
+    pub mean_jitter_buffer_ms: Option<f64>,
     pub events: Vec<String>,
     /// Cumulative wire counters once a second, for rates over any window.
     pub wire_series: Vec<WireSample>,
@@ -130,6 +132,8 @@ pub struct WireSample {
     pub t_ms: u64,
     pub sent: u64,
     pub received: u64,
+    /// quinn's smoothed RTT estimate.
+    pub rtt_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -414,7 +418,8 @@ pub async fn run_call_recording(
                 let wall = Instant::now();
                 if t.as_millis() as u64 >= wire_series.len() as u64 * 1000 {
                     let w = wire_before.plus(live.as_ref().map(|l| WireBytes::of(&l.conn.stats())).unwrap_or_default());
-                    wire_series.push(WireSample { t_ms: t.as_millis() as u64, sent: w.sent, received: w.received });
+                    let rtt_ms = live.as_ref().map_or(0, |l| l.conn.rtt().as_millis() as u64);
+                    wire_series.push(WireSample { t_ms: t.as_millis() as u64, sent: w.sent, received: w.received, rtt_ms });
                 }
                 if let Some(l) = live.as_mut() {
                     if wall >= next_path {
@@ -573,6 +578,7 @@ fn report(client: &Client, s: ClientStats, wire: WireBytes, fingerprint: Option<
         concealed_samples: s.receive.jitter.concealed_samples,
         late_packets: s.receive.jitter.late,
         chunks_audible: s.chunks_audible,
+        mean_jitter_buffer_ms: (s.receive.jitter.emitted > 0).then(|| s.receive.jitter.delay_us as f64 / s.receive.jitter.emitted as f64 / 1000.0),
         events,
         wire_series: Vec::new(),
     }

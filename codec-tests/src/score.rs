@@ -75,6 +75,39 @@ pub fn score_turn(said: &[i16], heard: &[i16], said_at: usize, max_delay: usize)
     Ok(Heard { delay_ms: delay as f64 / 16.0, pesq_wb: f64::from(pesq), level_dbfs: rms_dbfs(seg) })
 }
 
+/// ViSQOL v3 speech-mode MOS-LQO (the `visqol-rs` port), 16 kHz input.
+pub fn visqol(reference: &[i16], degraded: &[i16]) -> Result<f64, String> {
+    use visqol_rs::constants::{DEFAULT_WINDOW_SIZE, NUM_BANDS_SPEECH};
+    use visqol_rs::variant::Variant;
+    use visqol_rs::visqol_manager::VisqolManager;
+    use visqol_rs::AudioSignal;
+    let f = |x: &[i16]| -> Vec<f64> { x.iter().map(|&s| f64::from(s) / 32767.0).collect() };
+    let mut manager = VisqolManager::<NUM_BANDS_SPEECH>::new(Variant::Wideband { use_unscaled_mos_mapping: false }, DEFAULT_WINDOW_SIZE);
+    let mut r = AudioSignal::new(&f(reference), 16_000);
+    let mut d = AudioSignal::new(&f(degraded), 16_000);
+    manager.compute_results(&mut r, &mut d).map(|s| s.moslqo).map_err(|e| format!("ViSQOL: {e}"))
+}
+
+/// PESQ-WB (and, when asked, ViSQOL) of what was heard, aligned to what was said.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    pub delay_ms: f64,
+    pub pesq_wb: f64,
+    pub visqol: Option<f64>,
+}
+
+/// Aligns `heard` (where `said` started at `said_at` before any delay) and scores it.
+pub fn score_aligned(said: &[i16], heard: &[i16], said_at: usize, max_delay: usize, with_visqol: bool) -> Result<Scores, String> {
+    let window = heard.get(said_at..).ok_or("recording ends before the speech")?;
+    let delay = find_delay(said, window, max_delay);
+    let seg = window.get(delay..).ok_or("recording ends before the speech")?;
+    let seg = &seg[..said.len().min(seg.len())];
+    let reference = &said[..seg.len()];
+    let pesq = pesq::pesq_wb(reference, seg).map_err(|e| format!("PESQ: {e:?}"))?;
+    let visqol = if with_visqol { Some(visqol(reference, seg)?) } else { None };
+    Ok(Scores { delay_ms: delay as f64 / 16.0, pesq_wb: f64::from(pesq), visqol })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

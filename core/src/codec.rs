@@ -57,6 +57,27 @@ pub fn packet_samples(packet: &[u8]) -> Result<usize, CodecError> {
     })
 }
 
+/// The audio bandwidth an Opus packet was coded at (from its TOC byte).
+pub fn packet_bandwidth(packet: &[u8]) -> Option<Bandwidth> {
+    if packet.is_empty() {
+        return None;
+    }
+    // SAFETY: reads only the first byte, which exists.
+    match unsafe { ffi::opus_packet_get_bandwidth(packet.as_ptr()) } {
+        ffi::OPUS_BANDWIDTH_NARROWBAND => Some(Bandwidth::Narrow),
+        ffi::OPUS_BANDWIDTH_MEDIUMBAND => Some(Bandwidth::Medium),
+        b if b >= ffi::OPUS_BANDWIDTH_WIDEBAND => Some(Bandwidth::Wide),
+        _ => None,
+    }
+}
+
+/// Whether an Opus packet carries in-band FEC (LBRR) for the frame before it.
+pub fn packet_has_lbrr(packet: &[u8]) -> bool {
+    let Ok(len) = i32::try_from(packet.len()) else { return false };
+    // SAFETY: the pointer and length describe a live slice.
+    len > 0 && unsafe { ffi::opus_packet_has_lbrr(packet.as_ptr(), len) } > 0
+}
+
 fn bandwidth_code(b: Bandwidth) -> c_int {
     match b {
         Bandwidth::Narrow => ffi::OPUS_BANDWIDTH_NARROWBAND,
@@ -107,6 +128,25 @@ impl Encoder {
         self.ctl(ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, c_int::from(p.expected_loss_percent))?;
         self.frame_samples = p.frame_samples();
         Ok(())
+    }
+
+    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_BITRATE_REQUEST, bps.clamp(500, 512_000) as c_int)
+    }
+
+    /// Forces the coded bandwidth (None = let libopus choose up to the profile's maximum).
+    pub fn set_bandwidth(&mut self, b: Option<Bandwidth>) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_BANDWIDTH_REQUEST, b.map_or(ffi::OPUS_AUTO, bandwidth_code))
+    }
+
+    /// Deep redundancy (DRED) depth in ms, 0 = off; libopus spends bits on it only above ~12 kbit/s.
+    pub fn set_dred_ms(&mut self, ms: u32) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_DRED_DURATION_REQUEST, (ms / 10).min(104) as c_int)
+    }
+
+    /// Loss the encoder should expect (drives LBRR and DRED budgets).
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), CodecError> {
+        self.ctl(ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, c_int::from(percent.min(100)))
     }
 
     /// Samples one [`Encoder::encode`] call consumes.
@@ -223,6 +263,82 @@ impl Decoder {
     /// falls back to concealment inside libopus when `next` has none.
     pub fn decode_fec(&mut self, next: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
         self.raw(Some(next), out, true)
+    }
+}
+
+impl Decoder {
+    /// Rebuilds `out.len()` samples that ended `offset` samples before the start
+    /// of the packet `dred` was parsed from, from its deep redundancy.
+    pub fn decode_dred(&mut self, dred: &Dred, offset: usize, out: &mut [i16]) -> Result<usize, CodecError> {
+        let offset = c_int::try_from(offset).map_err(|_| CodecError { call: "opus_decoder_dred_decode", code: ffi::OPUS_BAD_ARG })?;
+        // SAFETY: dred is a live, parsed DRED state; out is writable for its length.
+        check("opus_decoder_dred_decode", unsafe {
+            ffi::opus_decoder_dred_decode(self.st.as_ptr(), dred.dred.as_ptr(), offset, out.as_mut_ptr(), out.len() as c_int)
+        })
+    }
+}
+
+/// Deep redundancy (DRED) parsed from one packet: up to ~1 s of the audio
+/// before it, as a neural vocoder's features. Only meaningful when the sender
+/// runs the same libopus.
+pub struct Dred {
+    decoder: NonNull<ffi::OpusDREDDecoder>,
+    dred: NonNull<ffi::OpusDRED>,
+    /// Samples of history the last parsed packet covers (0 = none).
+    available: usize,
+}
+
+// SAFETY: as for Encoder.
+unsafe impl Send for Dred {}
+
+impl Dred {
+    pub fn new() -> Result<Self, CodecError> {
+        let mut err = 0;
+        // SAFETY: valid arguments; pointers are checked.
+        let decoder = unsafe { ffi::opus_dred_decoder_create(&mut err) };
+        check("opus_dred_decoder_create", err)?;
+        let decoder = NonNull::new(decoder).ok_or(CodecError { call: "opus_dred_decoder_create", code: ffi::OPUS_ALLOC_FAIL })?;
+        // SAFETY: as above.
+        let dred = unsafe { ffi::opus_dred_alloc(&mut err) };
+        let dred = match (check("opus_dred_alloc", err), NonNull::new(dred)) {
+            (Ok(_), Some(d)) => d,
+            (r, _) => {
+                // SAFETY: created just above, destroyed once.
+                unsafe { ffi::opus_dred_decoder_destroy(decoder.as_ptr()) };
+                return Err(r.err().unwrap_or(CodecError { call: "opus_dred_alloc", code: ffi::OPUS_ALLOC_FAIL }));
+            }
+        };
+        Ok(Dred { decoder, dred, available: 0 })
+    }
+
+    /// Parses the DRED of `packet`; returns the samples of history it covers (0 = none).
+    pub fn parse(&mut self, packet: &[u8]) -> usize {
+        self.available = 0;
+        let Ok(len) = i32::try_from(packet.len()) else { return 0 };
+        if len == 0 {
+            return 0;
+        }
+        let mut end: c_int = 0;
+        // SAFETY: states are live; packet/len describe a live slice.
+        let ret = unsafe {
+            ffi::opus_dred_parse(self.decoder.as_ptr(), self.dred.as_ptr(), packet.as_ptr(), len, SAMPLE_RATE as i32, SAMPLE_RATE as i32, &mut end, 0)
+        };
+        self.available = usize::try_from(ret).unwrap_or(0);
+        self.available
+    }
+
+    pub fn available(&self) -> usize {
+        self.available
+    }
+}
+
+impl Drop for Dred {
+    fn drop(&mut self) {
+        // SAFETY: both created in Dred::new, destroyed once.
+        unsafe {
+            ffi::opus_dred_free(self.dred.as_ptr());
+            ffi::opus_dred_decoder_destroy(self.decoder.as_ptr());
+        }
     }
 }
 

@@ -52,16 +52,22 @@ pub struct JitterStats {
     pub skipped_packets: u64,
     /// Holes filled by redundant copies before they had to be concealed.
     pub recovered: u64,
+    /// Packets handed out for playout, and the sum of the time each waited
+    /// here from arrival (NetEq's jitterBufferEmittedCount and jitterBufferDelay).
+    pub emitted: u64,
+    pub delay_us: u64,
 }
 
 #[derive(Debug)]
 pub struct JitterBuffer {
     target: Duration,
     ts: Unwrapper,
-    packets: BTreeMap<i64, (Vec<u8>, bool)>,
+    /// Payload, speech or not, arrival time.
+    packets: BTreeMap<i64, (Vec<u8>, bool, Time)>,
     /// Media time (ticks) of the next sample to play, and when playout may start.
     playout: Option<(i64, Time)>,
     missing_run: usize,
+    last_insert: Time,
     stats: JitterStats,
 }
 
@@ -72,7 +78,7 @@ const MAX_EXCESS: Duration = Duration::from_millis(300);
 
 impl JitterBuffer {
     pub fn new(target: Duration) -> Self {
-        JitterBuffer { target, ts: Unwrapper::default(), packets: BTreeMap::new(), playout: None, missing_run: 0, stats: JitterStats::default() }
+        JitterBuffer { target, ts: Unwrapper::default(), packets: BTreeMap::new(), playout: None, missing_run: 0, last_insert: Time::ZERO, stats: JitterStats::default() }
     }
 
     pub fn stats(&self) -> JitterStats {
@@ -82,6 +88,7 @@ impl JitterBuffer {
     pub fn insert(&mut self, now: Time, ts: u16, payload: &[u8], voice: bool) {
         let ts = self.ts.extend(ts);
         self.stats.received += 1;
+        self.last_insert = now;
         match self.playout {
             Some((next, _)) if ts < next => {
                 self.stats.late += 1;
@@ -90,7 +97,7 @@ impl JitterBuffer {
             None => self.playout = Some((ts, now + self.target)),
             _ => {}
         }
-        if self.packets.insert(ts, (payload.to_vec(), voice)).is_some() {
+        if self.packets.insert(ts, (payload.to_vec(), voice, now)).is_some() {
             self.stats.duplicates += 1;
         }
         self.catch_up();
@@ -118,9 +125,18 @@ impl JitterBuffer {
         if !playable || self.packets.contains_key(&ts) {
             return false;
         }
-        self.packets.insert(ts, (payload.to_vec(), true));
+        // Redundancy rides in the packet inserted just before.
+        self.packets.insert(ts, (payload.to_vec(), true, self.last_insert));
         self.stats.recovered += 1;
         true
+    }
+
+    /// The first buffered packet at or after the playout point: how many
+    /// samples ahead of the playout point it starts, its media time and its
+    /// payload. Deep redundancy (DRED) rebuilds a hole from the packet after it.
+    pub fn peek_following(&self) -> impl Iterator<Item = (usize, i64, &[u8])> {
+        let next = self.playout.map(|(n, _)| n);
+        next.into_iter().flat_map(move |next| self.packets.range(next..).map(move |(&ts, (p, _, _))| ((ts - next) as usize * TICK_SAMPLES, ts, p.as_slice())))
     }
 
     /// Takes what plays next. `want` is the samples the caller needs, used to size concealment.
@@ -137,9 +153,11 @@ impl JitterBuffer {
             entry.remove();
             self.stats.late += 1;
         }
-        if let Some((payload, voice)) = self.packets.remove(&next) {
+        if let Some((payload, voice, arrived)) = self.packets.remove(&next) {
             match packet_samples(&payload) {
                 Ok(n) if n > 0 => {
+                    self.stats.emitted += 1;
+                    self.stats.delay_us += (now - arrived).as_micros() as u64;
                     self.playout = Some((next + ticks_for_samples(n), start));
                     self.missing_run = 0;
                     return Pop::Packet(payload, voice);

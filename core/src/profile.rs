@@ -3,12 +3,15 @@
 //!
 //! The link ladder, leanest first ([`Profile::ladder`]):
 //!
-//! | name | packet | Opus | redundancy (RED, same datagram) | on-wire budget (IPv4, talking) |
+//! | name | packet | Opus (all VBR, wideband max, DTX) | loss protection | on-wire budget (IPv4, talking) |
 //! | --- | --- | --- | --- | --- |
-//! | `2g`   | 120 ms | 8 kbit/s VBR WB  | ≤ 1 previous packet at 5 kbit/s      | 18 kbit/s |
-//! | `edge` | 60 ms  | 10 kbit/s VBR WB | ≤ 2 previous packets at 5 kbit/s     | 24 kbit/s |
-//! | `3g`   | 60 ms  | 14 kbit/s VBR WB | ≤ 3 previous packets at 4 kbit/s, DRED when negotiated | 28 kbit/s |
-//! | `good` | 20 ms  | 24 kbit/s VBR WB | in-band FEC (LBRR) + DRED when negotiated | 48 kbit/s |
+//! | `2g`   | 120 ms | 8 kbit/s  | RED: ≤ 1 earlier packet, 6 kbit/s secondary encoder (DRED cannot activate below ~12 kbit/s) | 18 kbit/s |
+//! | `edge` | 60 ms  | 18 kbit/s | DRED 1 s when negotiated; else RED ≤ 1 copy at 4 kbit/s, paid from the 18 | 25 kbit/s |
+//! | `3g`   | 60 ms  | 21 kbit/s | DRED 1 s when negotiated; else RED ≤ 2 copies at 4 kbit/s, paid from the 21 | 28 kbit/s |
+//! | `good` | 20 ms  | 28 kbit/s | in-band FEC (LBRR) + DRED 0.5 s when negotiated | 60 kbit/s |
+//!
+//! Decoders run at complexity 7 (deep PLC + NoLACE). DRED and LBRR spend bits
+//! only when the reported loss asks for them (`SendStream::set_protection`).
 //!
 //! "On wire" counts IPv4 + UDP + QUIC short header + DATAGRAM frame + AEAD
 //! tag + lowband header + Opus payload + redundancy ([`WIRE_OVERHEAD_BYTES`]).
@@ -44,10 +47,15 @@ pub struct Redundancy {
     /// libopus deep redundancy, in ms of history; used only when both ends
     /// run the same libopus (see [`crate::codec::libopus_version`]).
     pub dred_ms: u32,
+    /// The copies' bitrate comes out of the profile's `bitrate_bps` (the
+    /// primary gets less while they are sent), so the wire budget holds at
+    /// any protection level; otherwise they are added on top.
+    #[serde(default)]
+    pub paid_from_bitrate: bool,
 }
 
 impl Redundancy {
-    pub const OFF: Redundancy = Redundancy { max_copies: 0, bitrate_bps: 0, dred_ms: 0 };
+    pub const OFF: Redundancy = Redundancy { max_copies: 0, bitrate_bps: 0, dred_ms: 0, paid_from_bitrate: false };
 }
 
 impl Default for Redundancy {
@@ -103,33 +111,33 @@ impl Profile {
                 frame_ms: 120,
                 bitrate_bps: 8_000,
                 complexity: 10,
-                redundancy: Redundancy { max_copies: 1, bitrate_bps: 5_000, dred_ms: 0 },
+                redundancy: Redundancy { max_copies: 1, bitrate_bps: 6_000, dred_ms: 0, paid_from_bitrate: false },
                 wire_budget_bps: 18_000,
                 ..base
             },
             "edge" => Profile {
                 frame_ms: 60,
-                bitrate_bps: 10_000,
+                bitrate_bps: 18_000,
                 complexity: 10,
-                redundancy: Redundancy { max_copies: 2, bitrate_bps: 5_000, dred_ms: 0 },
-                wire_budget_bps: 24_000,
+                redundancy: Redundancy { max_copies: 1, bitrate_bps: 4_000, dred_ms: 1_000, paid_from_bitrate: true },
+                wire_budget_bps: 25_000,
                 ..base
             },
             "3g" => Profile {
                 frame_ms: 60,
-                bitrate_bps: 14_000,
+                bitrate_bps: 21_000,
                 complexity: 10,
-                redundancy: Redundancy { max_copies: 3, bitrate_bps: 4_000, dred_ms: 0 },
+                redundancy: Redundancy { max_copies: 2, bitrate_bps: 4_000, dred_ms: 1_000, paid_from_bitrate: true },
                 wire_budget_bps: 28_000,
                 ..base
             },
             "good" => Profile {
                 frame_ms: 20,
-                bitrate_bps: 24_000,
+                bitrate_bps: 28_000,
                 complexity: 9,
                 inband_fec: true,
-                redundancy: Redundancy { max_copies: 0, bitrate_bps: 0, dred_ms: 200 },
-                wire_budget_bps: 48_000,
+                redundancy: Redundancy { max_copies: 0, bitrate_bps: 0, dred_ms: 500, paid_from_bitrate: false },
+                wire_budget_bps: 60_000,
                 ..base
             },
             _ => return None,

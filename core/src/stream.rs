@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::codec::{CodecError, Decoder, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
+use crate::codec::{packet_bandwidth, packet_has_lbrr, CodecError, Decoder, Dred, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
 use crate::jitter::{JitterBuffer, JitterStats, Pop};
 use crate::profile::Profile;
 use crate::protect::{Protection, Protector};
@@ -23,11 +23,15 @@ pub struct SendStream {
     /// Media time of the next frame, in ticks (wraps with the wire field).
     ts: u16,
     in_talkspurt: bool,
+    /// The last frame was digital silence and the encoder had nothing to send.
+    silent_dtx: bool,
     stream: Option<u32>,
     with_level: bool,
     scratch: Box<[u8; MAX_PACKET_BYTES]>,
     stats: SendStats,
     protector: Protector,
+    /// Both ends run the same libopus, so DRED may be sent.
+    dred: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,12 +49,14 @@ impl SendStream {
         Ok(SendStream {
             encoder: Encoder::new(&profile)?,
             protector: Protector::new(&profile),
+            dred: false,
             pending: Vec::with_capacity(profile.frame_samples()),
             profile,
             next_profile: None,
             seq: 0,
             ts: 0,
             in_talkspurt: false,
+            silent_dtx: false,
             stream,
             with_level,
             scratch: Box::new([0; MAX_PACKET_BYTES]),
@@ -75,6 +81,29 @@ impl SendStream {
     /// redundancy), e.g. from `Protection::for_loss` on the receiver's report.
     pub fn set_protection(&mut self, level: Protection) {
         self.protector.set_level(level);
+        self.apply_codec_protection();
+    }
+
+    /// Allows deep redundancy (DRED), for a peer that runs the same libopus
+    /// (`protect::dred_compatible`); used when the profile asks for it.
+    pub fn set_dred(&mut self, negotiated: bool) {
+        self.dred = negotiated;
+        self.apply_codec_protection();
+    }
+
+    /// libopus's own protection (LBRR, DRED) follows the reported loss.
+    /// The controls take clamped, in-range values, which libopus never refuses.
+    fn apply_codec_protection(&mut self) {
+        let p = &self.profile;
+        let dred_ms = if self.dred { p.redundancy.dred_ms } else { 0 };
+        self.protector.set_dred_active(dred_ms > 0);
+        let loss = if dred_ms > 0 || p.inband_fec { self.protector.level().loss_percent.max(p.expected_loss_percent) } else { p.expected_loss_percent };
+        // Each copy costs more than its nominal rate: its own header, and low-rate VBR undershoots less.
+        let red_bps = self.protector.copies() as u32 * p.redundancy.bitrate_bps * 3 / 2;
+        let primary = if p.redundancy.paid_from_bitrate { p.bitrate_bps.saturating_sub(red_bps).max(6_000) } else { p.bitrate_bps };
+        let _ = self.encoder.set_bitrate(primary);
+        let _ = self.encoder.set_dred_ms(dred_ms);
+        let _ = self.encoder.set_expected_loss(loss);
     }
 
     pub fn protection(&self) -> Protection {
@@ -97,6 +126,7 @@ impl SendStream {
                 self.encoder.configure(&p)?;
                 self.protector.configure(&p)?;
                 self.profile = p;
+                self.apply_codec_protection();
             }
         }
         self.pending.extend_from_slice(pcm);
@@ -105,7 +135,18 @@ impl SendStream {
         }
         let frame_ts = self.ts;
         self.ts = self.ts.wrapping_add((self.pending.len() / TICK_SAMPLES) as u16);
+        let zeros = self.pending.iter().all(|&s| s == 0);
+        if zeros && self.silent_dtx {
+            // libopus spends two thirds of a speech encode even on zeros, and
+            // once in DTX on digital silence (a WAV's gap, a muted device) it
+            // only refreshes comfort noise of silence every 400 ms: skip it.
+            self.pending.clear();
+            self.stats.frames += 1;
+            self.stats.dtx_frames += 1;
+            return Ok(None);
+        }
         let n = self.encoder.encode(&self.pending, &mut self.scratch[..])?;
+        self.silent_dtx = zeros && n <= DTX_MAX_BYTES;
         let voice = n > DTX_MAX_BYTES && !self.encoder.in_dtx();
         let level = self.with_level.then(|| AudioLevel { voice, dbov: dbov(&self.pending) });
         self.stats.frames += 1;
@@ -122,12 +163,41 @@ impl SendStream {
         let mut packet = AudioPacket::new(header, &self.scratch[..n]);
         self.protector.attach(frame_ts, &mut packet);
         let datagram = packet.to_vec();
-        self.protector.push_frame(&self.profile, frame_ts, &self.pending)?;
+        self.protector.push_frame(&self.profile, frame_ts, &self.pending, packet_bandwidth(&self.scratch[..n]))?;
         self.pending.clear();
         self.stats.packets += 1;
         self.stats.bytes += datagram.len() as u64;
         Ok(Some(datagram))
     }
+}
+
+/// Fills a hole that ends right where the next buffered packet starts from
+/// that packet's in-band FEC (LBRR), which covers exactly the frame before it.
+fn lbrr_fill(jitter: &JitterBuffer, decoder: &mut Decoder, out: &mut [i16]) -> Option<usize> {
+    let (ahead, _, payload) = jitter.peek_following().next()?;
+    if ahead != 0 || !packet_has_lbrr(payload) {
+        return None;
+    }
+    decoder.decode_fec(payload, out).ok().filter(|&n| n > 0)
+}
+
+/// Fills a hole that just left the jitter buffer from the DRED of the next
+/// buffered packet, if it reaches back that far.
+fn dred_fill(jitter: &JitterBuffer, dred: &mut Option<(Dred, Option<i64>)>, decoder: &mut Decoder, out: &mut [i16]) -> Option<usize> {
+    let (dred, parsed) = dred.as_mut()?;
+    // The nearest packets may be RED copies, which carry no DRED: look a little further.
+    for (ahead, ts, payload) in jitter.peek_following().take(4) {
+        if *parsed != Some(ts) {
+            dred.parse(payload);
+            *parsed = Some(ts);
+        }
+        // The hole began out.len() samples before the playout point.
+        let offset = ahead + out.len();
+        if dred.available() >= offset {
+            return decoder.decode_dred(dred, offset, out).ok().filter(|&n| n > 0);
+        }
+    }
+    None
 }
 
 /// Level of a frame in -dBov (0 loudest, 127 silent), as RFC 6464 carries it.
@@ -159,6 +229,10 @@ pub struct ReceiveStats {
     pub jitter: JitterStats,
     pub decode_errors: u64,
     pub bad_packets: u64,
+    /// Samples rebuilt from DRED instead of concealed.
+    pub dred_recovered_samples: u64,
+    /// Samples rebuilt from in-band FEC (LBRR) instead of concealed.
+    pub fec_recovered_samples: u64,
 }
 
 pub struct ReceiveStream {
@@ -170,6 +244,10 @@ pub struct ReceiveStream {
     bad_packets: u64,
     /// Whether the last packet decoded carried speech.
     voice: bool,
+    /// Deep-redundancy parser and the media time of the packet it last parsed.
+    dred: Option<(Dred, Option<i64>)>,
+    dred_recovered_samples: u64,
+    fec_recovered_samples: u64,
 }
 
 impl ReceiveStream {
@@ -182,11 +260,28 @@ impl ReceiveStream {
             decode_errors: 0,
             bad_packets: 0,
             voice: false,
+            dred: None,
+            dred_recovered_samples: 0,
+            fec_recovered_samples: 0,
         })
     }
 
+    /// Rebuilds holes from deep redundancy (DRED) when later packets carry it.
+    pub fn enable_dred(&mut self) -> Result<(), CodecError> {
+        if self.dred.is_none() {
+            self.dred = Some((Dred::new()?, None));
+        }
+        Ok(())
+    }
+
     pub fn stats(&self) -> ReceiveStats {
-        ReceiveStats { jitter: self.jitter.stats(), decode_errors: self.decode_errors, bad_packets: self.bad_packets }
+        ReceiveStats {
+            jitter: self.jitter.stats(),
+            decode_errors: self.decode_errors,
+            bad_packets: self.bad_packets,
+            dred_recovered_samples: self.dred_recovered_samples,
+            fec_recovered_samples: self.fec_recovered_samples,
+        }
     }
 
     /// Takes one datagram; malformed ones are counted and dropped.
@@ -269,10 +364,18 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    self.decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
-                        room[..n].fill(0);
-                        n
-                    })
+                    if let Some(got) = lbrr_fill(&self.jitter, &mut self.decoder, &mut room[..n]) {
+                        self.fec_recovered_samples += got as u64;
+                        got
+                    } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, &mut self.decoder, &mut room[..n]) {
+                        self.dred_recovered_samples += got as u64;
+                        got
+                    } else {
+                        self.decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
+                            room[..n].fill(0);
+                            n
+                        })
+                    }
                 }
             };
             self.pcm_len += got;
@@ -285,5 +388,27 @@ impl ReceiveStream {
         } else {
             ChunkKind::ComfortNoise
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digital_silence_stops_costing_packets_once_in_dtx_and_speech_resumes_at_once() {
+        let mut s = SendStream::new(Profile::default(), None, true).unwrap();
+        let zeros = [0i16; CHUNK];
+        let tone: Vec<i16> = (0..CHUNK).map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16).collect();
+        let sent = |s: &mut SendStream, pcm: &[i16], chunks: usize| (0..chunks).filter(|_| s.push_chunk(pcm).unwrap().is_some()).count();
+        assert!(sent(&mut s, &tone, 50) > 20);
+        // Settling into DTX takes a few frames; after that, no comfort-noise refreshes of silence.
+        sent(&mut s, &zeros, 50);
+        assert_eq!(sent(&mut s, &zeros, 200), 0, "4 s of digital silence send nothing");
+        let frames = s.stats().frames;
+        let first = (0..4).find_map(|_| s.push_chunk(&tone).unwrap()).expect("speech is sent again");
+        let p = AudioPacket::decode(&first).unwrap();
+        assert!(p.header.marker, "a new talkspurt is marked");
+        assert!(s.stats().frames > frames);
     }
 }

@@ -38,11 +38,17 @@ pub struct CompareArgs {
     pub link: LinkArgs,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Side<'a> {
     mean_pesq_wb: Option<f64>,
-    up_loss_pct: Vec<f64>,
-    down_loss_pct: Vec<f64>,
+    /// Per client.
+    up_link_loss_pct: Vec<f64>,
+    down_link_loss_pct: Vec<f64>,
+    down_audio_loss_pct: Vec<f64>,
+    rtt_ms: Vec<f64>,
+    jitter_buffer_ms: Vec<f64>,
+    up_kbps: Vec<f64>,
+    down_kbps: Vec<f64>,
     turns: &'a [TurnScore],
 }
 
@@ -58,8 +64,14 @@ fn timeline(turns: &[Turn], client: usize, seconds: f64) -> Vec<i16> {
     x
 }
 
+/// Mean of the finite values (NaN marks "not measured").
 fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
+    let f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if f.is_empty() {
+        f64::NAN
+    } else {
+        f.iter().sum::<f64>() / f.len() as f64
+    }
 }
 
 pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
@@ -70,7 +82,16 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     println!("comparing sim and netem: {} clients × {:.0} s over: {}", a.clients, a.seconds, link.description);
 
     let sim_dir = a.out.join("sim");
-    let spec = SimSpec { names: names.clone(), links: vec![link.clone(); a.clients], turns: turns.clone(), seconds: a.seconds, seed: a.seed, progress: true, profile: None };
+    let spec = SimSpec {
+        names: names.clone(),
+        links: vec![link.clone(); a.clients],
+        turns: turns.clone(),
+        seconds: a.seconds,
+        seed: a.seed,
+        progress: true,
+        decoder_complexity: None,
+        profile: None,
+    };
     let s = sim::run(&spec, &sim_dir)?;
     let sim_scores = report::score_turns(&names, &turns, &s.heard, false)?;
     report::write_series_csv(&sim_dir.join("series.csv"), &s.series)?;
@@ -100,6 +121,8 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
             .args(["--duration", &a.seconds.to_string()])
             .arg("--record-link")
             .arg(net_dir.join(format!("{name}-link.csv")))
+            .arg("--report")
+            .arg(net_dir.join(format!("{name}-report.json")))
             .env("LOWBAND_CONFIG_DIR", net_dir.join("client-config"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(net_dir.join(format!("{name}.log")))?)
@@ -122,39 +145,56 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     let flows = proxy_thread.join().map_err(|_| anyhow::anyhow!("netem thread panicked"))??;
     drop(gateway);
     let net_scores = report::score_turns(&names, &turns, &heard, false)?;
-    // Audio packets only, end to end, as each client's --record-link saw them.
-    let recorded_down: Vec<f64> = names
-        .iter()
-        .map(|n| -> anyhow::Result<f64> {
-            let text = std::fs::read_to_string(net_dir.join(format!("{n}-link.csv")))?;
-            let p = RecordedLink::parse(&text)?.loss_pattern(Dir::Down);
-            Ok(p.iter().filter(|&&l| l).count() as f64 * 100.0 / p.len().max(1) as f64)
-        })
-        .collect::<anyhow::Result<_>>()?;
-
+    let mut net_side = Side { mean_pesq_wb: report::mean_pesq(&net_scores), turns: &net_scores, ..Default::default() };
+    for n in &names {
+        // Audio packets only, end to end, as each client's --record-link saw them.
+        let text = std::fs::read_to_string(net_dir.join(format!("{n}-link.csv")))?;
+        let p = RecordedLink::parse(&text)?.loss_pattern(Dir::Down);
+        net_side.down_audio_loss_pct.push(p.iter().filter(|&&l| l).count() as f64 * 100.0 / p.len().max(1) as f64);
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(net_dir.join(format!("{n}-report.json")))?)?;
+        // quinn's smoothed RTT once a second, after the handshake settles.
+        let rtts: Vec<f64> = r["wire_series"].as_array().into_iter().flatten().skip(2).filter_map(|w| w["rtt_ms"].as_f64()).collect();
+        net_side.rtt_ms.push(mean(&rtts));
+        net_side.jitter_buffer_ms.push(r["mean_jitter_buffer_ms"].as_f64().unwrap_or(f64::NAN));
+    }
+    for f in &flows {
+        net_side.up_link_loss_pct.push(f.up.loss_pct);
+        net_side.down_link_loss_pct.push(f.down.loss_pct);
+        net_side.up_kbps.push(f.up.bytes as f64 * 8.0 / a.seconds / 1000.0);
+        net_side.down_kbps.push(f.down.bytes as f64 * 8.0 / a.seconds / 1000.0);
+    }
     let sim_side = Side {
         mean_pesq_wb: report::mean_pesq(&sim_scores),
-        up_loss_pct: s.totals.iter().map(|t| t.up_loss_pct).collect(),
-        down_loss_pct: s.totals.iter().map(|t| t.down_loss_pct).collect(),
+        up_link_loss_pct: s.totals.iter().map(|t| t.up_link_loss_pct).collect(),
+        down_link_loss_pct: s.totals.iter().map(|t| t.down_link_loss_pct).collect(),
+        down_audio_loss_pct: s.totals.iter().map(|t| t.down_loss_pct).collect(),
+        // Like netem's: the client's smoothed RTT once a second, after the first two.
+        rtt_ms: names.iter().map(|n| mean(&s.series.iter().filter(|r| &r.client == n).skip(2).map(|r| r.srtt_ms).collect::<Vec<_>>())).collect(),
+        jitter_buffer_ms: s.totals.iter().map(|t| t.mean_jitter_buffer_ms.unwrap_or(f64::NAN)).collect(),
+        up_kbps: s.totals.iter().map(|t| t.up_bytes as f64 * 8.0 / a.seconds / 1000.0).collect(),
+        down_kbps: s.totals.iter().map(|t| t.down_bytes as f64 * 8.0 / a.seconds / 1000.0).collect(),
         turns: &sim_scores,
     };
-    let net_side = Side {
-        mean_pesq_wb: report::mean_pesq(&net_scores),
-        up_loss_pct: flows.iter().map(|f| f.up.loss_pct).collect(),
-        down_loss_pct: flows.iter().map(|f| f.down.loss_pct).collect(),
-        turns: &net_scores,
-    };
-    println!("\n                      sim      netem    difference");
-    let row = |label: &str, x: f64, y: f64| println!("{label:<20}{x:8.2} {y:10.2} {:10.2}", y - x);
+    println!("\n(means over clients)                sim      netem    netem − sim   goal");
+    let row = |label: &str, x: f64, y: f64, goal: &str| println!("{label:<34}{x:8.2} {y:10.2} {:12.2}   {goal}", y - x);
     if let (Some(x), Some(y)) = (sim_side.mean_pesq_wb, net_side.mean_pesq_wb) {
-        row("mean PESQ-WB", x, y);
+        row("PESQ-WB, all turns", x, y, "|Δ| ≤ 0.2");
     }
-    row("uplink loss %", mean(&sim_side.up_loss_pct), mean(&net_side.up_loss_pct));
-    row("downlink loss %", mean(&sim_side.down_loss_pct), mean(&net_side.down_loss_pct));
-    row("downlink audio loss %", mean(&sim_side.down_loss_pct), mean(&recorded_down));
-    println!("(link loss: sim counts audio datagrams only; netem counts every UDP packet incl. handshake and ACKs.");
-    println!(" downlink audio loss, netem: sequence gaps in each client's --record-link file, so it includes");
-    println!(" datagrams quinn dropped from its send queue before the link; per client: {recorded_down:.2?})");
+    for t in &names {
+        let m = |sc: &[TurnScore]| mean(&sc.iter().filter(|x| &x.talker == t).filter_map(|x| x.pesq_wb).collect::<Vec<_>>());
+        row(&format!("PESQ-WB, talker {t}"), m(&sim_scores), m(&net_scores), "");
+    }
+    row("uplink loss %, all packets", mean(&sim_side.up_link_loss_pct), mean(&net_side.up_link_loss_pct), "|Δ| ≤ 1");
+    row("downlink loss %, all packets", mean(&sim_side.down_link_loss_pct), mean(&net_side.down_link_loss_pct), "|Δ| ≤ 1");
+    row("downlink audio loss %", mean(&sim_side.down_audio_loss_pct), mean(&net_side.down_audio_loss_pct), "|Δ| ≤ 1");
+    row("smoothed RTT ms, per-second mean", mean(&sim_side.rtt_ms), mean(&net_side.rtt_ms), "");
+    row("jitter-buffer delay ms", mean(&sim_side.jitter_buffer_ms), mean(&net_side.jitter_buffer_ms), "");
+    row("uplink kbit/s on the wire", mean(&sim_side.up_kbps), mean(&net_side.up_kbps), "");
+    row("downlink kbit/s on the wire", mean(&sim_side.down_kbps), mean(&net_side.down_kbps), "");
+    println!("(all packets: audio and ACK-only packets on the link; netem also counts the handshake and");
+    println!(" control stream. Downlink audio loss, netem: sequence gaps in each client's --record-link file,");
+    println!(" so it includes datagrams quinn dropped from its send queue; sim: audio datagrams the link lost.");
+    println!(" RTT: the client's smoothed estimate once a second, sim from its modelled ACKs, netem quinn's. netem per client: {:.2?} audio loss)", net_side.down_audio_loss_pct);
     println!("\nsim:");
     report::print_scores(&names, &sim_scores);
     println!("netem with the real binaries:");

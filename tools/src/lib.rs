@@ -12,6 +12,7 @@ pub mod linkargs;
 pub mod netem;
 pub mod procs;
 pub mod progress;
+pub mod quic_model;
 pub mod report;
 pub mod sim;
 pub mod sim_cli;

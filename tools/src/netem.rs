@@ -224,13 +224,13 @@ pub async fn serve(
                             let (upstream, task) = upstream(gateway, k, &tx).await?;
                             tasks.push(task);
                             let seed_k = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((k as u64) << 8);
-                            flows.push(Flow {
-                                addr: from,
-                                upstream,
-                                up: Link::new(link.up.clone(), seed_k | 1),
-                                down: Link::new(link.down.clone(), seed_k | 2),
-                                last: Default::default(),
-                            });
+                            // Both directions' traces start with the flow's first
+                            // packet, as mm-link starts both with its shell (and as
+                            // `sim` starts them with the handshake).
+                            let (mut up, mut down) = (Link::new(link.up.clone(), seed_k | 1), Link::new(link.down.clone(), seed_k | 2));
+                            up.start(now());
+                            down.start(now());
+                            flows.push(Flow { addr: from, upstream, up, down, last: Default::default() });
                             by_addr.insert(from, k);
                             tracing::info!("new client flow {from}");
                             k

@@ -2,12 +2,16 @@
 //! clients run exactly as in the real shells, but datagrams cross seeded
 //! [`Link`] models instead of sockets and no clock is read, so a 15-minute
 //! call takes seconds and a seed fixes every byte of what each client hears.
+//! Each client's view of its link is written as `<name>-link.csv`, in the
+//! format of `lowband join --record-link`.
 //!
 //! Simplifications, on purpose: control messages (join, roster) cross an
-//! idealised reliable channel with the link's base delay, not the lossy link;
-//! QUIC's ACKs and retransmissions are not modelled, so on-wire bitrate is
-//! the audio datagrams plus a fixed per-packet overhead ([`UP_OVERHEAD`],
-//! [`DOWN_OVERHEAD`]).
+//! idealised reliable channel with the link's base delay, not the lossy link.
+//! QUIC is reduced to what shapes audio on a thin link ([`crate::quic_model`]):
+//! per-packet overhead, the congestion window with lowband's media floor, the
+//! datagram send buffer, coalescing, ACKs (which queue on the link like any
+//! packet) and probe timeouts. RTT is what those ACKs measure, as QUIC's
+//! estimator does.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -19,20 +23,28 @@ use lowband_core::client::{Client, ClientConfig, Transmit};
 use lowband_core::profile::Profile;
 use lowband_core::codec::CHUNK;
 use lowband_core::gateway::{Gateway, GatewayConfig, Output};
+use lowband_core::link::record::LinkRecorder;
 use lowband_core::link::{Link, LinkConfig, LinkStats};
+use lowband_core::wire::audio::AudioPacket;
 use lowband_core::Time;
 use serde::Serialize;
 
 use crate::linkargs::LinkPair;
+use crate::quic_model::{Ack, AckState, Sender, ACK_FRAME, DATAGRAM_FRAME, PACKET_DOWN, PACKET_UP};
 
 /// IPv4 bytes around each uplink audio datagram: IP + UDP (28), QUIC short
 /// header flags (1), the gateway's 8-byte connection id, packet number (1),
 /// DATAGRAM frame type and length (2), AEAD tag (16). See quic/src/tuning.rs.
-pub const UP_OVERHEAD: usize = 56;
+pub const UP_OVERHEAD: usize = PACKET_UP + DATAGRAM_FRAME;
 /// Downlink: the same without a connection id (clients use zero-length ones).
-pub const DOWN_OVERHEAD: usize = 48;
+pub const DOWN_OVERHEAD: usize = PACKET_DOWN + DATAGRAM_FRAME;
+/// A packet carrying only an ACK frame (FACTS.md: 61-67 bytes from a client).
+pub const ACK_UP: usize = PACKET_UP + ACK_FRAME;
+pub const ACK_DOWN: usize = PACKET_DOWN + ACK_FRAME;
 pub const RATE: usize = 16_000;
 const TICK: Duration = Duration::from_millis(20);
+/// Threads sharing the clients' audio (encode, decode) each 20 ms step.
+pub const THREADS: usize = 2;
 
 /// One stretch of speech by one client.
 #[derive(Debug, Clone)]
@@ -59,6 +71,9 @@ pub struct SimSpec {
     pub progress: bool,
     /// Every stream on this one profile; `None`: rate adaptation over the link ladder.
     pub profile: Option<Profile>,
+    /// Decoder complexity of every receive stream (clients and gateway);
+    /// `None` keeps the profiles' (7: NoLACE). See `sim --fast`.
+    pub decoder_complexity: Option<u8>,
 }
 
 /// The gateway and client configs for a fixed profile or for adaptation.
@@ -81,12 +96,20 @@ pub struct Second {
     pub second: u64,
     pub up_kbps: f64,
     pub down_kbps: f64,
+    /// Audio datagrams lost on the link (queue, random loss, outages).
     pub up_loss_pct: f64,
     pub down_loss_pct: f64,
     pub up_delay_ms: Option<f64>,
     pub down_delay_ms: Option<f64>,
-    /// Up plus down one-way delay of the audio packets in this second.
+    /// Mean RTT sample of the ACKs that arrived this second (either end), as
+    /// QUIC measures it: ACK arrival − send time of the newest packet it
+    /// acknowledges − the receiver's ACK delay.
     pub rtt_ms: Option<f64>,
+    /// The client's smoothed RTT at the end of the second, as quinn's
+    /// `Connection::rtt` reports it (what a real client's report shows).
+    pub srtt_ms: f64,
+    /// Mean time the audio played this second waited in the client's jitter buffer.
+    pub jitter_buffer_ms: Option<f64>,
     /// Share of the played audio that was concealment.
     pub concealed_pct: f64,
     /// The client's uplink profile at the end of the second.
@@ -96,12 +119,21 @@ pub struct Second {
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkTotals {
     pub client: String,
+    /// Audio datagrams offered to the link and lost on it.
     pub up_packets: u64,
     pub up_lost: u64,
     pub down_packets: u64,
     pub down_lost: u64,
     pub up_loss_pct: f64,
     pub down_loss_pct: f64,
+    /// Every packet the link carried (audio and ACK-only), as `netem` counts.
+    pub up_link_loss_pct: f64,
+    pub down_link_loss_pct: f64,
+    /// Bytes of every packet offered to the link, IPv4 sizes.
+    pub up_bytes: u64,
+    pub down_bytes: u64,
+    pub mean_rtt_ms: Option<f64>,
+    pub mean_jitter_buffer_ms: Option<f64>,
 }
 
 pub struct SimOutcome {
@@ -109,12 +141,20 @@ pub struct SimOutcome {
     pub totals: Vec<LinkTotals>,
     pub heard: Vec<PathBuf>,
     pub wall_seconds: f64,
+    /// CPU time of the whole process during the run (all threads).
+    pub cpu_seconds: f64,
 }
 
 #[derive(Clone)]
 struct Pkt {
-    data: Vec<u8>,
+    /// Audio datagrams (coalesced), each with when it was handed to QUIC;
+    /// none in an ACK-only packet or a probe.
+    datagrams: Vec<(Vec<u8>, Time)>,
+    ack: Option<Ack>,
     sent: Time,
+    /// Not an ACK-only packet: the other end acknowledges it.
+    eliciting: bool,
+    pn: u64,
 }
 
 /// Per client, the counters of the second in progress.
@@ -124,9 +164,20 @@ struct Acc {
     down_bytes: u64,
     up_delay: (f64, u32),
     down_delay: (f64, u32),
-    up_stats: LinkStats,
-    down_stats: LinkStats,
+    rtt: (f64, u32),
+    /// Audio datagrams offered to each link, and lost on it.
+    up_audio: (u64, u64),
+    down_audio: (u64, u64),
     concealed: u64,
+    jitter: (u64, u64),
+}
+
+/// Whole-call counters of one client.
+#[derive(Default, Clone)]
+struct Totals {
+    up_audio: (u64, u64),
+    down_audio: (u64, u64),
+    rtt: (f64, u32),
 }
 
 struct Node {
@@ -138,6 +189,93 @@ struct Node {
     turns: Vec<Turn>,
     heard: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
     acc: Acc,
+    totals: Totals,
+    /// The gateway owes this client ACKs (sent down), the client owes the gateway (sent up).
+    gw_ack: AckState,
+    cl_ack: AckState,
+    /// What the client saw of its link, as `lowband join --record-link` writes it.
+    record: LinkRecorder,
+    /// quinn's sending side: the client's for the uplink, the gateway's for the downlink.
+    up_tx: Sender,
+    down_tx: Sender,
+}
+
+impl Node {
+    /// Offers a packet to one direction's link; true if the link lost it.
+    fn push(&mut self, up: bool, now: Time, pkt: Pkt, size: usize) -> bool {
+        let link = if up { &mut self.up } else { &mut self.down };
+        let before = link.stats().lost();
+        link.push(now, pkt, size);
+        link.stats().lost() > before
+    }
+
+    /// Puts on both links what quinn would send now, with any ACK owed riding along.
+    fn send_packets(&mut self, now: Time) {
+        for up in [true, false] {
+            loop {
+                let tx = if up { &mut self.up_tx } else { &mut self.down_tx };
+                let Some(p) = tx.poll_packet(now) else { break };
+                let ack = if up { self.cl_ack.take(now) } else { self.gw_ack.take(now) };
+                let size = p.size + if ack.is_some() { ACK_FRAME } else { 0 };
+                let count = p.datagrams.len() as u64;
+                let pn = if up { self.up_tx.take_pn() } else { self.down_tx.take_pn() };
+                let lost = self.push(up, now, Pkt { datagrams: p.datagrams, ack, sent: now, eliciting: true, pn }, size);
+                let (tx, acc) = if up { (&mut self.up_tx, &mut self.acc.up_audio) } else { (&mut self.down_tx, &mut self.acc.down_audio) };
+                tx.on_sent(now, size, lost);
+                if lost {
+                    acc.1 += count;
+                }
+                if up {
+                    self.acc.up_bytes += size as u64;
+                } else {
+                    self.acc.down_bytes += size as u64;
+                }
+            }
+        }
+    }
+
+    /// A packet arrived over the uplink (`up`) or the downlink: its ACK,
+    /// what the receiving end now owes, one-way delay. Returns its datagrams.
+    fn arrive(&mut self, up: bool, now: Time, p: Pkt) -> Vec<Vec<u8>> {
+        // An ACK travelling up acknowledges the downlink's packets, and the reverse.
+        self.on_ack(!up, now, p.ack);
+        let (owed, delay) = if up { (&mut self.gw_ack, &mut self.acc.up_delay) } else { (&mut self.cl_ack, &mut self.acc.down_delay) };
+        if p.eliciting {
+            owed.on_receive(now, p.sent, p.pn);
+        } else {
+            owed.saw(p.pn);
+        }
+        p.datagrams
+            .into_iter()
+            .map(|(data, queued)| {
+                delay.0 += (now - queued).as_secs_f64() * 1000.0;
+                delay.1 += 1;
+                data
+            })
+            .collect()
+    }
+
+    /// An ACK arrived for the uplink's sender (`up`) or the downlink's.
+    fn on_ack(&mut self, up: bool, now: Time, ack: Option<Ack>) {
+        if let Some(a) = ack {
+            let tx = if up { &mut self.up_tx } else { &mut self.down_tx };
+            let rtt = tx.on_ack(now, a).as_secs_f64() * 1000.0;
+            self.acc.rtt.0 += rtt;
+            self.acc.rtt.1 += 1;
+            self.totals.rtt.0 += rtt;
+            self.totals.rtt.1 += 1;
+        }
+    }
+}
+
+/// CPU seconds (user + system, all threads) this process has used.
+pub fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, in 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn seed_for(seed: u64, client: usize, dir: u64) -> u64 {
@@ -166,57 +304,89 @@ fn mean(x: (f64, u32)) -> Option<f64> {
     (x.1 > 0).then(|| x.0 / f64::from(x.1))
 }
 
-fn loss_pct(now: LinkStats, before: LinkStats) -> f64 {
-    let sent = now.packets_in - before.packets_in;
+fn pct(lost: u64, sent: u64) -> f64 {
     if sent == 0 {
         0.0
     } else {
-        (now.lost() - before.lost()) as f64 * 100.0 / sent as f64
+        lost as f64 * 100.0 / sent as f64
     }
+}
+
+fn link_loss_pct(s: LinkStats) -> f64 {
+    pct(s.lost(), s.packets_in)
 }
 
 /// Runs the call; writes `<name>-heard.wav` for each client into `out`.
 pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     std::fs::create_dir_all(out)?;
     let wall = std::time::Instant::now();
+    let cpu = process_cpu_seconds();
     let wav = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let (gw_config, client_config) = configs(spec.profile.as_ref());
+    let (mut gw_config, mut client_config) = configs(spec.profile.as_ref());
+    if let Some(c) = spec.decoder_complexity {
+        for t in &mut gw_config.tiers {
+            t.decoder_complexity = c;
+        }
+        for p in &mut client_config.ladder {
+            p.decoder_complexity = c;
+        }
+    }
     let mut gateway = Gateway::new(gw_config);
     let mut nodes = Vec::new();
     let mut heard_paths = Vec::new();
+    // As in netem, traces start with each client's QUIC handshake, and the
+    // call (control, the audio clock, the talk schedule) once it is done.
+    let t0 = spec
+        .links
+        .iter()
+        .enumerate()
+        .map(|(k, l)| crate::quic_model::handshake_done(&l.up, &l.down, (seed_for(spec.seed, k, 1), seed_for(spec.seed, k, 2))))
+        .max()
+        .unwrap_or(Time::ZERO);
     for (k, (name, link)) in spec.names.iter().zip(&spec.links).enumerate() {
         let path = out.join(format!("{name}-heard.wav"));
         let mut client = Client::new(ClientConfig { name: name.clone(), ..client_config.clone() }).context("client codec")?;
         let mut ctrl_up = VecDeque::new();
         while let Some(t) = client.poll_transmit() {
             if let Transmit::Control(c) = t {
-                ctrl_up.push_back((Time::ZERO + link.up.delay, c));
+                ctrl_up.push_back((t0 + link.up.delay, c));
             }
         }
         gateway.handle_connect(k as u64);
+        let (mut up, mut down) = (Link::new(link.up.clone(), seed_for(spec.seed, k, 1)), Link::new(link.down.clone(), seed_for(spec.seed, k, 2)));
+        up.start(Time::ZERO);
+        down.start(Time::ZERO);
         nodes.push(Node {
             client,
-            up: Link::new(link.up.clone(), seed_for(spec.seed, k, 1)),
-            down: Link::new(link.down.clone(), seed_for(spec.seed, k, 2)),
+            up,
+            down,
             ctrl_up,
             ctrl_down: VecDeque::new(),
             turns: spec.turns.iter().filter(|t| t.client == k).cloned().collect(),
             heard: hound::WavWriter::create(&path, wav).with_context(|| format!("creating {}", path.display()))?,
             acc: Acc::default(),
+            totals: Totals::default(),
+            gw_ack: AckState::default(),
+            cl_ack: AckState::default(),
+            up_tx: Sender::new(PACKET_UP),
+            down_tx: Sender::new(PACKET_DOWN),
+            record: LinkRecorder::new(),
         });
         heard_paths.push(path);
     }
-    let end = Time::from_micros((spec.seconds * 1e6) as u64);
+    let end = t0 + Duration::from_secs_f64(spec.seconds);
     let bar = crate::progress::bar(spec.progress, spec.seconds as u64, "simulated s");
     let mut series = Vec::new();
-    let mut next_audio = Time::ZERO;
+    let mut next_audio = t0;
     let mut chunk_index: u64 = 0;
     let mut second: u64 = 0;
 
     loop {
         let mut now = next_audio;
         for n in &nodes {
-            for t in [n.up.poll_timeout(), n.down.poll_timeout(), n.ctrl_up.front().map(|c| c.0), n.ctrl_down.front().map(|c| c.0)].into_iter().flatten() {
+            let links = [n.up.poll_timeout(), n.down.poll_timeout(), n.ctrl_up.front().map(|c| c.0), n.ctrl_down.front().map(|c| c.0)];
+            let quic = [n.gw_ack.deadline(), n.cl_ack.deadline(), n.up_tx.timeout(), n.down_tx.timeout()];
+            for t in links.into_iter().chain(quic).flatten() {
                 now = now.min(t);
             }
         }
@@ -225,7 +395,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
         // Close the seconds that ended before this event.
         let total_seconds = spec.seconds.ceil() as u64;
-        while second < total_seconds && Time::from_micros((second + 1) * 1_000_000) <= now {
+        while second < total_seconds && t0 + Duration::from_secs(second + 1) <= now {
             for (n, name) in nodes.iter_mut().zip(&spec.names) {
                 series.push(close_second(n, name, second));
             }
@@ -237,19 +407,21 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
         for (k, n) in nodes.iter_mut().enumerate() {
             while let Some(p) = n.up.poll_deliver(now) {
-                n.acc.up_delay.0 += (now - p.sent).as_secs_f64() * 1000.0;
-                n.acc.up_delay.1 += 1;
-                gateway.handle_datagram(now, k as u64, &p.data);
+                for data in n.arrive(true, now, p) {
+                    gateway.handle_datagram(now, k as u64, &data);
+                }
             }
             while n.ctrl_up.front().is_some_and(|c| c.0 <= now) {
                 let (_, c) = n.ctrl_up.pop_front().expect("front");
                 gateway.handle_control(now, k as u64, &c);
             }
             while let Some(p) = n.down.poll_deliver(now) {
-                n.acc.down_delay.0 += (now - p.sent).as_secs_f64() * 1000.0;
-                n.acc.down_delay.1 += 1;
-                n.acc.down_bytes += (p.data.len() + DOWN_OVERHEAD) as u64;
-                n.client.handle_datagram(now, &p.data);
+                for data in n.arrive(false, now, p) {
+                    if let Ok(a) = AudioPacket::decode(&data) {
+                        n.record.on_down(now - (t0 - Time::ZERO), a.header.seq, a.header.ts, data.len());
+                    }
+                    n.client.handle_datagram(now, &data);
+                }
             }
             while n.ctrl_down.front().is_some_and(|c| c.0 <= now) {
                 let (_, c) = n.ctrl_down.pop_front().expect("front");
@@ -271,15 +443,17 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             ra?;
             rb.map_err(|_| anyhow::anyhow!("audio thread panicked"))??;
             chunk_index += 1;
-            next_audio = Time::ZERO + TICK * chunk_index as u32;
+            next_audio = t0 + TICK * chunk_index as u32;
         }
         for n in nodes.iter_mut() {
             while let Some(t) = n.client.poll_transmit() {
                 match t {
                     Transmit::Datagram(d) => {
-                        n.acc.up_bytes += (d.len() + UP_OVERHEAD) as u64;
-                        let size = d.len() + UP_OVERHEAD;
-                        n.up.push(now, Pkt { data: d, sent: now }, size);
+                        if let Ok(a) = AudioPacket::decode(&d) {
+                            n.record.on_up(now - (t0 - Time::ZERO), a.header.seq, a.header.ts, d.len());
+                        }
+                        n.acc.up_audio.0 += 1;
+                        n.acc.up_audio.1 += n.up_tx.queue(now, d);
                     }
                     Transmit::Control(c) => n.ctrl_up.push_back((now + n.up.config().delay, c)),
                 }
@@ -290,8 +464,8 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             match o {
                 Output::Datagram { conn, data } => {
                     let n = &mut nodes[conn as usize];
-                    let size = data.len() + DOWN_OVERHEAD;
-                    n.down.push(now, Pkt { data, sent: now }, size);
+                    n.acc.down_audio.0 += 1;
+                    n.acc.down_audio.1 += n.down_tx.queue(now, data);
                 }
                 Output::Control { conn, data } => {
                     let n = &mut nodes[conn as usize];
@@ -300,6 +474,22 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                 }
                 // Closing, attendance and recordings are the real shell's business.
                 _ => {}
+            }
+        }
+        for n in nodes.iter_mut() {
+            n.send_packets(now);
+            // ACKs nothing carried: packets of their own.
+            if n.gw_ack.due(now) {
+                let ack = n.gw_ack.take(now);
+                n.acc.down_bytes += ACK_DOWN as u64;
+                let pn = n.down_tx.take_pn();
+                n.push(false, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false, pn }, ACK_DOWN);
+            }
+            if n.cl_ack.due(now) {
+                let ack = n.cl_ack.take(now);
+                n.acc.up_bytes += ACK_UP as u64;
+                let pn = n.up_tx.take_pn();
+                n.push(true, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false, pn }, ACK_UP);
             }
         }
     }
@@ -312,19 +502,30 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     bar.finish_and_clear();
     let mut totals = Vec::new();
     for (n, name) in nodes.into_iter().zip(&spec.names) {
-        let (u, d) = (n.up.stats(), n.down.stats());
+        let t = &n.totals;
+        let j = n.client.stats().receive.jitter;
         totals.push(LinkTotals {
             client: name.clone(),
-            up_packets: u.packets_in,
-            up_lost: u.lost(),
-            down_packets: d.packets_in,
-            down_lost: d.lost(),
-            up_loss_pct: loss_pct(u, LinkStats::default()),
-            down_loss_pct: loss_pct(d, LinkStats::default()),
+            up_packets: t.up_audio.0,
+            up_lost: t.up_audio.1,
+            down_packets: t.down_audio.0,
+            down_lost: t.down_audio.1,
+            up_loss_pct: pct(t.up_audio.1, t.up_audio.0),
+            down_loss_pct: pct(t.down_audio.1, t.down_audio.0),
+            up_link_loss_pct: link_loss_pct(n.up.stats()),
+            down_link_loss_pct: link_loss_pct(n.down.stats()),
+            up_bytes: n.up.stats().bytes_in,
+            down_bytes: n.down.stats().bytes_in,
+            mean_rtt_ms: mean(t.rtt),
+            mean_jitter_buffer_ms: (j.emitted > 0).then(|| j.delay_us as f64 / j.emitted as f64 / 1000.0),
         });
         n.heard.finalize()?;
+        let mut record = n.record;
+        let path = out.join(format!("{name}-link.csv"));
+        std::fs::write(&path, record.take()).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(SimOutcome { series, totals, heard: heard_paths, wall_seconds: wall.elapsed().as_secs_f64() })
+    let cpu_seconds = process_cpu_seconds() - cpu;
+    Ok(SimOutcome { series, totals, heard: heard_paths, wall_seconds: wall.elapsed().as_secs_f64(), cpu_seconds })
 }
 
 /// Captures chunk `index - 1` and plays chunk `index` for each node.
@@ -345,26 +546,30 @@ fn audio_step(nodes: &mut [Node], index: u64, now: Time) -> anyhow::Result<()> {
 }
 
 fn close_second(n: &mut Node, name: &str, second: u64) -> Second {
-    let (u, d) = (n.up.stats(), n.down.stats());
-    let concealed = n.client.stats().receive.jitter.concealed_samples;
+    let j = n.client.stats().receive.jitter;
     let a = std::mem::take(&mut n.acc);
-    let (up_delay, down_delay) = (mean(a.up_delay), mean(a.down_delay));
+    let (emitted, delay_us) = (j.emitted - a.jitter.0, j.delay_us - a.jitter.1);
     let row = Second {
         client: name.to_string(),
         second,
         up_kbps: a.up_bytes as f64 * 8.0 / 1000.0,
         down_kbps: a.down_bytes as f64 * 8.0 / 1000.0,
-        up_loss_pct: loss_pct(u, a.up_stats),
-        down_loss_pct: loss_pct(d, a.down_stats),
-        up_delay_ms: up_delay,
-        down_delay_ms: down_delay,
-        rtt_ms: up_delay.zip(down_delay).map(|(a, b)| a + b),
-        concealed_pct: (concealed - a.concealed) as f64 * 100.0 / RATE as f64,
+        up_loss_pct: pct(a.up_audio.1, a.up_audio.0),
+        down_loss_pct: pct(a.down_audio.1, a.down_audio.0),
+        up_delay_ms: mean(a.up_delay),
+        down_delay_ms: mean(a.down_delay),
+        rtt_ms: mean(a.rtt),
+        srtt_ms: n.up_tx.srtt().as_secs_f64() * 1000.0,
+        jitter_buffer_ms: (emitted > 0).then(|| delay_us as f64 / emitted as f64 / 1000.0),
+        concealed_pct: (j.concealed_samples - a.concealed) as f64 * 100.0 / RATE as f64,
         profile: if n.client.link().receive_only { "receive-only".into() } else { n.client.profile().name.clone() },
     };
-    n.acc.up_stats = u;
-    n.acc.down_stats = d;
-    n.acc.concealed = concealed;
+    for (t, x) in [(&mut n.totals.up_audio, a.up_audio), (&mut n.totals.down_audio, a.down_audio)] {
+        t.0 += x.0;
+        t.1 += x.1;
+    }
+    n.acc.concealed = j.concealed_samples;
+    n.acc.jitter = (j.emitted, j.delay_us);
     row
 }
 

@@ -23,6 +23,7 @@ fn spec(seed: u64) -> SimSpec {
         // 20 ms packets: enough of them for the lossy link to hit each client.
         profile: lowband_core::profile::Profile::named("good"),
         progress: false,
+        decoder_complexity: None,
     }
 }
 

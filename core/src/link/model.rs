@@ -200,13 +200,19 @@ impl<T: Clone> Link<T> {
         self.queued_bytes
     }
 
-    /// Offers one packet of `size` bytes (as counted on the wire) to the link at `now`.
-    pub fn push(&mut self, now: Time, pkt: T, size: usize) {
+    /// Starts the link's clock (a trace's first opportunity) at `now`, as
+    /// mahimahi starts it with the shell. Without this call the first packet
+    /// starts it.
+    pub fn start(&mut self, now: Time) {
         if !self.started {
-            // A trace starts where the link does, as mahimahi starts it with the shell.
             self.started = true;
             self.epoch = now;
         }
+    }
+
+    /// Offers one packet of `size` bytes (as counted on the wire) to the link at `now`.
+    pub fn push(&mut self, now: Time, pkt: T, size: usize) {
+        self.start(now);
         self.advance(now);
         self.stats.packets_in += 1;
         self.stats.bytes_in += size as u64;

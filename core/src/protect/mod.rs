@@ -39,6 +39,13 @@ impl Protection {
     }
 }
 
+/// Whether a peer reporting `peer_libopus` (its `opus_get_version_string`)
+/// can read our DRED: the extension is still a draft, so only an identical
+/// libopus build is trusted.
+pub fn dred_compatible(peer_libopus: &str) -> bool {
+    peer_libopus == crate::codec::libopus_version()
+}
+
 /// The secondary encoder's settings for a profile's redundancy.
 fn secondary_profile(p: &Profile, r: &Redundancy) -> Profile {
     Profile {
@@ -60,6 +67,8 @@ pub struct Protector {
     encoder: Option<Encoder>,
     redundancy: Redundancy,
     level: Protection,
+    /// DRED is on: it reaches further for fewer bits, so RED copies stay off.
+    dred_active: bool,
     /// (media timestamp in ticks, low-rate packet), oldest first.
     history: VecDeque<(u16, Vec<u8>)>,
     scratch: Box<[u8; MAX_PACKET_BYTES]>,
@@ -71,6 +80,7 @@ impl Protector {
             encoder: None,
             redundancy: profile.redundancy,
             level: Protection::OFF,
+            dred_active: false,
             history: VecDeque::with_capacity(MAX_REDUNDANT + 1),
             scratch: Box::new([0; MAX_PACKET_BYTES]),
         }
@@ -78,7 +88,17 @@ impl Protector {
 
     /// Copies actually sent: the wanted level capped by the profile.
     pub fn copies(&self) -> usize {
+        if self.dred_active {
+            return 0;
+        }
         usize::from(self.level.copies.min(self.redundancy.max_copies)).min(MAX_REDUNDANT)
+    }
+
+    pub fn set_dred_active(&mut self, on: bool) {
+        self.dred_active = on;
+        if on {
+            self.history.clear();
+        }
     }
 
     pub fn level(&self) -> Protection {
@@ -106,8 +126,11 @@ impl Protector {
         Ok(())
     }
 
-    /// Codes `pcm` (one frame starting at `ts`) at the low rate for later datagrams.
-    pub fn push_frame(&mut self, profile: &Profile, ts: u16, pcm: &[i16]) -> Result<(), CodecError> {
+    /// Codes `pcm` (one frame starting at `ts`) at the low rate for later
+    /// datagrams, at the primary's `bandwidth`: a copy at another bandwidth
+    /// makes the receiver's decoder switch and lose its state twice, which
+    /// costs more than the copy restores.
+    pub fn push_frame(&mut self, profile: &Profile, ts: u16, pcm: &[i16], bandwidth: Option<Bandwidth>) -> Result<(), CodecError> {
         let keep = self.copies();
         if keep == 0 || self.redundancy.bitrate_bps == 0 {
             self.history.clear();
@@ -117,6 +140,7 @@ impl Protector {
             Some(e) => e,
             None => self.encoder.insert(Encoder::new(&secondary_profile(profile, &self.redundancy))?),
         };
+        enc.set_bandwidth(bandwidth)?;
         let n = enc.encode(pcm, &mut self.scratch[..])?;
         while self.history.len() >= keep {
             self.history.pop_front();

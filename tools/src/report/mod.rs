@@ -26,13 +26,20 @@ pub struct TurnScore {
 pub fn score_turns(names: &[String], turns: &[Turn], heard: &[PathBuf], show_progress: bool) -> anyhow::Result<Vec<TurnScore>> {
     let mut out = Vec::new();
     let bar = crate::progress::bar(show_progress, (turns.len() * names.len().saturating_sub(1)) as u64, "turns scored");
+
     for (listener, path) in names.iter().zip(heard) {
         let rec = read_speech(path).map_err(anyhow::Error::msg)?;
         for t in turns {
             if names[t.client] == *listener {
                 continue;
             }
-            let r = score_turn(&t.speech, &rec, t.start_sample(), 3 * RATE);
+            // The pesq crate can panic (an overflow in its utterance split) on
+            // badly damaged audio: that turn gets an error, the report goes on.
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let r = std::panic::catch_unwind(|| score_turn(&t.speech, &rec, t.start_sample(), 3 * RATE));
+            std::panic::set_hook(hook);
+            let r = r.unwrap_or_else(|_| Err("PESQ failed on this turn (pesq crate panicked)".to_string()));
             bar.inc(1);
             out.push(TurnScore {
                 talker: names[t.client].clone(),
@@ -96,10 +103,10 @@ pub fn mean_pesq(scores: &[TurnScore]) -> Option<f64> {
 
 pub fn write_series_csv(path: &Path, series: &[Second]) -> anyhow::Result<()> {
     let opt = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or_default();
-    let mut s = String::from("client,second,up_kbps,down_kbps,up_loss_pct,down_loss_pct,up_delay_ms,down_delay_ms,rtt_ms,concealed_pct,profile\n");
+    let mut s = String::from("client,second,up_kbps,down_kbps,up_loss_pct,down_loss_pct,up_delay_ms,down_delay_ms,rtt_ms,srtt_ms,jitter_buffer_ms,concealed_pct,profile\n");
     for r in series {
         s.push_str(&format!(
-            "{},{},{:.2},{:.2},{:.2},{:.2},{},{},{},{:.2},{}\n",
+            "{},{},{:.2},{:.2},{:.2},{:.2},{},{},{},{:.1},{},{:.2},{}\n",
             r.client,
             r.second,
             r.up_kbps,
@@ -109,6 +116,8 @@ pub fn write_series_csv(path: &Path, series: &[Second]) -> anyhow::Result<()> {
             opt(r.up_delay_ms),
             opt(r.down_delay_ms),
             opt(r.rtt_ms),
+            r.srtt_ms,
+            opt(r.jitter_buffer_ms),
             r.concealed_pct,
             r.profile
         ));

@@ -66,9 +66,14 @@ pub fn plot_client(path: &Path, title: &str, rows: &[&Second]) -> anyhow::Result
     panel(&areas[1], "packet loss", "%", &[("up", BLUE, pts(&|r| Some(r.up_loss_pct))), ("down", RED, pts(&|r| Some(r.down_loss_pct)))], x_max)?;
     panel(
         &areas[2],
-        "one-way delay and RTT",
+        "one-way delay, RTT (from ACKs) and jitter-buffer delay",
         "ms",
-        &[("up", BLUE, pts(&|r| r.up_delay_ms)), ("down", RED, pts(&|r| r.down_delay_ms)), ("RTT", BLACK, pts(&|r| r.rtt_ms))],
+        &[
+            ("up", BLUE, pts(&|r| r.up_delay_ms)),
+            ("down", RED, pts(&|r| r.down_delay_ms)),
+            ("RTT", BLACK, pts(&|r| r.rtt_ms)),
+            ("jitter buffer", GREEN, pts(&|r| r.jitter_buffer_ms)),
+        ],
         x_max,
     )?;
     panel(&areas[3], "concealment (share of played audio)", "%", &[("concealed", MAGENTA, pts(&|r| Some(r.concealed_pct)))], x_max)?;
