@@ -237,7 +237,10 @@ pub struct ReceiveStats {
 
 pub struct ReceiveStream {
     jitter: JitterBuffer,
-    decoder: Decoder,
+    /// Made on first use and droppable: a decoder with neural PLC/NoLACE holds
+    /// ~190 KiB, and a gateway needs one only for whoever is being mixed.
+    decoder: Option<Decoder>,
+    decoder_complexity: u8,
     pcm: Box<[i16; MAX_FRAME_SAMPLES + CHUNK]>,
     pcm_len: usize,
     decode_errors: u64,
@@ -254,7 +257,8 @@ impl ReceiveStream {
     pub fn new(decoder_complexity: u8, target_delay: Duration) -> Result<Self, CodecError> {
         Ok(ReceiveStream {
             jitter: JitterBuffer::new(target_delay),
-            decoder: Decoder::new(decoder_complexity)?,
+            decoder: Some(Decoder::new(decoder_complexity)?),
+            decoder_complexity,
             pcm: Box::new([0; MAX_FRAME_SAMPLES + CHUNK]),
             pcm_len: 0,
             decode_errors: 0,
@@ -308,6 +312,11 @@ impl ReceiveStream {
         }
     }
 
+    /// Frees the decoder until the next decode (which starts from a fresh state).
+    pub fn release_decoder(&mut self) {
+        self.decoder = None;
+    }
+
     /// Lets one 20 ms chunk of playout time pass without decoding it: the
     /// mixer's path for someone not selected as a talker, so silent or
     /// unselected uplinks cost a few comparisons instead of a decode.
@@ -344,6 +353,17 @@ impl ReceiveStream {
         debug_assert_eq!(out.len(), CHUNK);
         let mut kind = ChunkKind::Audio;
         while self.pcm_len < CHUNK {
+            if self.decoder.is_none() {
+                match Decoder::new(self.decoder_complexity) {
+                    Ok(d) => self.decoder = Some(d),
+                    Err(_) => {
+                        self.decode_errors += 1;
+                        out.fill(0);
+                        return ChunkKind::Silence;
+                    }
+                }
+            }
+            let decoder = self.decoder.as_mut().expect("made above");
             let room = &mut self.pcm[self.pcm_len..self.pcm_len + MAX_FRAME_SAMPLES];
             let got = match self.jitter.pop(now, CHUNK - self.pcm_len) {
                 Pop::Silence if self.pcm_len == 0 => {
@@ -356,7 +376,7 @@ impl ReceiveStream {
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
-                    self.decoder.decode(&p, room).unwrap_or_else(|_| {
+                    decoder.decode(&p, room).unwrap_or_else(|_| {
                         self.decode_errors += 1;
                         0
                     })
@@ -364,14 +384,14 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    if let Some(got) = lbrr_fill(&self.jitter, &mut self.decoder, &mut room[..n]) {
+                    if let Some(got) = lbrr_fill(&self.jitter, decoder, &mut room[..n]) {
                         self.fec_recovered_samples += got as u64;
                         got
-                    } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, &mut self.decoder, &mut room[..n]) {
+                    } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, decoder, &mut room[..n]) {
                         self.dred_recovered_samples += got as u64;
                         got
                     } else {
-                        self.decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
+                        decoder.conceal(&mut room[..n]).unwrap_or_else(|_| {
                             room[..n].fill(0);
                             n
                         })

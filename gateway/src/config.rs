@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lowband_core::gateway::default_tiers;
+use lowband_core::gateway::{default_tiers, DEFAULT_TIER};
 use lowband_core::profile::Profile;
 use serde::Deserialize;
 
@@ -42,6 +42,10 @@ pub struct Config {
     pub talker_hangover_ms: u64,
     /// Mixer engines (rooms are spread over them by name); 0 = one per core.
     pub engines: usize,
+    /// Talkers' uplink decoder complexity (≥ 5 deep PLC, 6 LACE, 7 NoLACE).
+    pub decoder_complexity: u8,
+    /// Overrides the tiers' encoder complexity (0-10): lower is cheaper per mix encode.
+    pub encoder_complexity: Option<u8>,
 }
 
 impl Default for Config {
@@ -57,10 +61,12 @@ impl Default for Config {
             attendance_dir: None,
             session_gap_secs: 600,
             tiers: default_tiers().into_iter().map(|p| p.name).collect(),
-            default_tier: default_tiers().into_iter().nth(lowband_core::gateway::DEFAULT_TIER).map(|p| p.name).unwrap_or_default(),
+            default_tier: DEFAULT_TIER.into(),
             max_talkers: 3,
             talker_hangover_ms: 600,
             engines: 0,
+            decoder_complexity: 5,
+            encoder_complexity: None,
         }
     }
 }
@@ -98,7 +104,10 @@ impl Config {
         let known = default_tiers();
         let names = || known.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
         let find = |name: &str| known.iter().find(|p| p.name == name).cloned().ok_or_else(|| ConfigError::UnknownTier(name.into(), names()));
-        let tiers = if self.tiers.is_empty() { known.clone() } else { self.tiers.iter().map(|n| find(n)).collect::<Result<Vec<_>, _>>()? };
+        let mut tiers = if self.tiers.is_empty() { known.clone() } else { self.tiers.iter().map(|n| find(n)).collect::<Result<Vec<_>, _>>()? };
+        if let Some(c) = self.encoder_complexity {
+            tiers.iter_mut().for_each(|t| t.complexity = c.min(10));
+        }
         let default = tiers.iter().position(|p| p.name == self.default_tier).ok_or_else(|| ConfigError::UnknownTier(self.default_tier.clone(), self.tiers.join(", ")))?;
         Ok((tiers, default))
     }

@@ -92,6 +92,7 @@ impl Server {
             default_tier,
             max_talkers: config.max_talkers,
             talker_hangover: Duration::from_millis(config.talker_hangover_ms),
+            uplink_decoder_complexity: config.decoder_complexity,
             jitter_target: config.jitter_target(),
             max_room_size: config.max_room_size,
             token_key: Some(TokenKey(key)),

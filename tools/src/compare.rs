@@ -193,7 +193,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     row("downlink kbit/s on the wire", mean(&sim_side.down_kbps), mean(&net_side.down_kbps), "");
     println!("(all packets: audio and ACK-only packets on the link; netem also counts the handshake and");
     println!(" control stream. Downlink audio loss, netem: sequence gaps in each client's --record-link file,");
-    println!(" so it includes datagrams quinn dropped from its send queue; sim: audio datagrams the link lost.");
+    println!(" so it includes datagrams quinn dropped from its send queue; sim: likewise, from its QUIC model.");
     println!(" RTT: the client's smoothed estimate once a second, sim from its modelled ACKs, netem quinn's. netem per client: {:.2?} audio loss)", net_side.down_audio_loss_pct);
     println!("\nsim:");
     report::print_scores(&names, &sim_scores);

@@ -3,12 +3,14 @@
 //! Tools for testers and operators, driving the real binaries or the same
 //! sans-IO core: `demo` runs a call on loopback and says who heard whom;
 //! `sim` runs a call in virtual time over link models; `netem` is a real-time
-//! UDP proxy applying the same link models between real clients and a gateway.
+//! UDP proxy applying the same link models between real clients and a gateway;
+//! `load` runs hundreds of synthetic clients against a gateway and measures it.
 
 pub mod compare;
 pub mod demo;
 pub mod handover;
 pub mod linkargs;
+pub mod load;
 pub mod netem;
 pub mod procs;
 pub mod progress;

@@ -25,6 +25,8 @@ enum Command {
     Compare(lowband_tools::compare::CompareArgs),
     /// A talker and a listener (real binaries) over netem with an outage or a NAT rebinding: audio gaps, recovery, queueing delay.
     Handover(lowband_tools::handover::HandoverArgs),
+    /// N synthetic clients over real QUIC against a gateway process: CPU, memory, loss, lateness, latency.
+    Load(lowband_tools::load::LoadArgs),
     /// Bytes on the wire per direction for one talker and one silent listener.
     Wire {
         #[arg(long, default_value = "wire-out")]
@@ -40,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Netem(a) => lowband_tools::netem::run(&a),
         Command::Compare(a) => lowband_tools::compare::run(&a),
         Command::Handover(a) => lowband_tools::handover::run(&a),
+        Command::Load(a) => lowband_tools::load::run(&a),
         Command::Wire { out } => lowband_tools::wire::run(&out),
     }
 }

@@ -34,9 +34,27 @@ pub struct GatewayProcess {
 
 impl GatewayProcess {
     pub fn start(state_dir: &Path, log: &Path) -> anyhow::Result<Self> {
+        Self::start_with(state_dir, log, None, &[])
+    }
+
+    /// With a config file, started through `prefix` (e.g. `nice -n -5`,
+    /// `taskset -c 0`: both exec, so the child's id stays the gateway's).
+    pub fn start_with(state_dir: &Path, log: &Path, config: Option<&Path>, prefix: &[String]) -> anyhow::Result<Self> {
         let port = free_udp_port()?;
         let addr = format!("127.0.0.1:{port}");
-        let mut child = Command::new(sibling_binary("lowband-gateway")?)
+        let binary = sibling_binary("lowband-gateway")?;
+        let mut command = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        if let Some(c) = config {
+            command.arg("--config").arg(c);
+        }
+        let mut child = command
             .args(["--listen", &addr, "--state-dir"])
             .arg(state_dir)
             .stdout(Stdio::piped())
@@ -45,15 +63,25 @@ impl GatewayProcess {
             .context("starting lowband-gateway")?;
         let stdout = child.stdout.take().context("gateway stdout")?;
         let mut fingerprint = None;
-        for line in BufReader::new(stdout).lines() {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
             let line = line?;
             if let Some(fp) = line.strip_prefix("fingerprint: ") {
                 fingerprint = Some(fp.trim().to_string());
                 break;
             }
         }
+        // Keep reading: a closed pipe would kill the gateway at its next line.
+        std::thread::spawn(move || lines.for_each(drop));
         let fingerprint = fingerprint.with_context(|| format!("gateway exited before printing its fingerprint; see {}", log.display()))?;
         Ok(GatewayProcess { child, addr, fingerprint })
+    }
+}
+
+impl GatewayProcess {
+    /// The gateway's process id (taskset execs it, so the id is the gateway's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -29,7 +29,8 @@ pub const PACKET_DOWN: usize = 28 + 1 + 1 + 16;
 pub const DATAGRAM_FRAME: usize = 2;
 /// An ACK frame (with ACK-frequency's few ranges).
 pub const ACK_FRAME: usize = 6;
-/// quinn's MTU with path-MTU discovery off.
+const IP_UDP: usize = 28;
+/// quinn's MTU (UDP payload) with path-MTU discovery off.
 const MTU: usize = 1200;
 /// quinn's `datagram_send_buffer_size` in quic/src/tuning.rs.
 const SEND_BUFFER: usize = 4 * 1024;
@@ -102,7 +103,7 @@ impl AckState {
 }
 
 /// An Initial (padded to 1200 bytes) and the server's reply, on IPv4.
-const HANDSHAKE_PACKET: usize = MTU + 28;
+const HANDSHAKE_PACKET: usize = MTU + IP_UDP;
 
 /// When a client whose links start at zero finishes the QUIC handshake: its
 /// Initial crosses `up`, the server's flight crosses `down` (one RTT; quinn's
@@ -253,10 +254,11 @@ impl Sender {
         let mut datagrams = Vec::new();
         while let Some((d, _)) = self.buffer.front() {
             let add = d.len() + DATAGRAM_FRAME;
-            if !datagrams.is_empty() && size + add > MTU + 28 {
+            if !datagrams.is_empty() && size + add > MTU + IP_UDP {
                 break;
             }
-            if !probe && self.in_flight + size + add > self.window() {
+            // quinn counts UDP payload bytes against the window, not IP/UDP headers.
+            if !probe && self.in_flight + size + add - IP_UDP > self.window() {
                 break;
             }
             size += add;
@@ -278,8 +280,9 @@ impl Sender {
 
     /// The packet went on the link (`lost`: the link will never deliver it).
     pub fn on_sent(&mut self, now: Time, size: usize, lost: bool) {
-        self.flight.push_back(Flight { sent: now, bytes: size, lost });
-        self.in_flight += size;
+        let bytes = size.saturating_sub(IP_UDP);
+        self.flight.push_back(Flight { sent: now, bytes, lost });
+        self.in_flight += bytes;
         self.last_eliciting = now;
     }
 
@@ -330,7 +333,7 @@ mod tests {
             }
             t = t + Duration::from_millis(40);
         }
-        assert!(sent * (100 + PACKET_DOWN + DATAGRAM_FRAME) <= s.window() + 200);
+        assert!(sent * (100 + PACKET_DOWN + DATAGRAM_FRAME - IP_UDP) <= s.window() + 200);
         assert!(sent < 200, "the window must close before the probe timer");
         for _ in 0..20 {
             s.queue(t, vec![0; 100]);

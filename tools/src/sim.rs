@@ -96,7 +96,8 @@ pub struct Second {
     pub second: u64,
     pub up_kbps: f64,
     pub down_kbps: f64,
-    /// Audio datagrams lost on the link (queue, random loss, outages).
+    /// Audio datagrams lost: on the link (queue, random loss, outages) or
+    /// dropped from the sender's full QUIC datagram buffer.
     pub up_loss_pct: f64,
     pub down_loss_pct: f64,
     pub up_delay_ms: Option<f64>,
@@ -119,7 +120,7 @@ pub struct Second {
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkTotals {
     pub client: String,
-    /// Audio datagrams offered to the link and lost on it.
+    /// Audio datagrams sent, and lost on the link or from the send buffer.
     pub up_packets: u64,
     pub up_lost: u64,
     pub down_packets: u64,
@@ -165,7 +166,7 @@ struct Acc {
     up_delay: (f64, u32),
     down_delay: (f64, u32),
     rtt: (f64, u32),
-    /// Audio datagrams offered to each link, and lost on it.
+    /// Audio datagrams handed to each direction, and lost (link or send buffer).
     up_audio: (u64, u64),
     down_audio: (u64, u64),
     concealed: u64,

@@ -41,6 +41,21 @@ impl SeatLink {
 }
 
 impl Gateway {
+    /// Tiers richest first (the adapter's rung 0), whatever order the config lists them in.
+    fn tiers_by_richness(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.config.tiers.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.config.tiers[i].bitrate_bps));
+        order
+    }
+
+    pub(super) fn tier_of_rung(&self, rung: usize) -> usize {
+        self.tiers_by_richness().get(rung).copied().unwrap_or(0)
+    }
+
+    pub(super) fn rung_of_tier(&self, tier: usize) -> usize {
+        self.tiers_by_richness().iter().position(|&i| i == tier).unwrap_or(0)
+    }
+
     pub(super) fn link_on_datagram(&mut self, now: Time, conn: ConnId, h: &AudioHeader) {
         if let Some(l) = self.links.by_conn.get_mut(&conn) {
             l.feedback.on_packet(now, h);
@@ -75,7 +90,7 @@ impl Gateway {
                     return;
                 }
                 l.rung = r;
-                let name = self.config.tiers[r].name.clone();
+                let name = self.config.tiers[self.tier_of_rung(r)].name.clone();
                 // Only fails for a connection that is no longer joined.
                 let _ = self.set_downlink_tier(conn, &name);
             }
@@ -116,7 +131,7 @@ impl Gateway {
         self.links.by_conn.get(&conn).is_some_and(|l| l.paused)
     }
 
-    /// The downlink rung chosen for a connection (for tests and operators).
+    /// The downlink rung chosen for a connection, 0 = richest tier (for tests and operators).
     pub fn downlink_rung(&self, conn: ConnId) -> Option<usize> {
         self.links.by_conn.get(&conn).map(|l| l.rung)
     }

@@ -45,6 +45,9 @@ pub struct GatewayConfig {
     pub max_talkers: usize,
     /// A talker stays selected this long after their last speech packet.
     pub talker_hangover: Duration,
+    /// Decoder complexity for talkers' uplinks: ≥ 5 deep PLC, 6 LACE, 7
+    /// NoLACE. The neural stages are a large share of a busy gateway's CPU.
+    pub uplink_decoder_complexity: u8,
     /// Receive buffer delay for each talker's uplink.
     pub jitter_target: Duration,
     pub max_room_size: usize,
@@ -63,17 +66,16 @@ pub struct GatewayConfig {
     pub seat_grace: Duration,
 }
 
-/// The built-in downlink tiers: the link profiles `good`, `3g`, `edge`, `2g`
-/// (richest first; see `crate::profile`), so rate adaptation can take a
-/// listener down to what a 2G link carries (`2g`: ~13 kbit/s on the wire).
-/// Shared encodes run at complexity 5: it halves encode cost against 9-10
-/// for ~0.1 PESQ-WB (FACTS.md).
+/// The built-in downlink tiers: the link profile ladder (`2g`, `edge`, `3g`,
+/// `good`, leanest first; see [`Profile::named`]). The mixer's encoders use a
+/// tier's Opus settings (frame length, bitrate, in-band FEC); the ladder's
+/// RED copies and DRED are not added to shared mixes.
 pub fn default_tiers() -> Vec<Profile> {
-    crate::adapt::ladder().into_iter().map(|p| Profile { complexity: p.complexity.min(5), ..p }).collect()
+    Profile::ladder()
 }
 
-/// Index of `3g` in [`default_tiers`]: where listeners start.
-pub const DEFAULT_TIER: usize = 1;
+/// The tier a new listener starts on when nothing says otherwise.
+pub const DEFAULT_TIER: &str = "3g";
 
 /// [`Gateway::set_downlink_tier`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,9 +101,10 @@ impl Default for GatewayConfig {
         GatewayConfig {
             server_name: format!("lowband-gateway {}", env!("CARGO_PKG_VERSION")),
             tiers: default_tiers(),
-            default_tier: DEFAULT_TIER,
+            default_tier: default_tiers().iter().position(|p| p.name == DEFAULT_TIER).unwrap_or(0),
             max_talkers: 3,
             talker_hangover: Duration::from_millis(600),
+            uplink_decoder_complexity: 5,
             jitter_target: Duration::from_millis(80),
             max_room_size: 500,
             token_key: None,
@@ -256,6 +259,7 @@ impl Gateway {
                     let behind = (now - room.next_tick).as_millis() as u64 / u64::from(CHUNK_MS) + 1;
                     self.stats.skipped_ticks += behind;
                     room.next_tick = room.next_tick + TICK * behind as u32;
+                    room.skip_chunks(behind);
                     break;
                 }
                 let outcome = room.tick(room.next_tick, &mix, &mut self.out, &mut self.stats);
@@ -423,6 +427,8 @@ impl Gateway {
             }
         }
         let tiers = cfg.tiers.len();
+        let start_rung = self.rung_of_tier(cfg.default_tier.min(tiers.saturating_sub(1)));
+        let cfg = &self.config;
         let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room::new(now + TICK, tiers));
         if room.participants.len() >= cfg.max_room_size {
             let empty = room.participants.is_empty();
@@ -435,13 +441,13 @@ impl Gateway {
         let role = token_role.unwrap_or(if room.participants.is_empty() { Role::Host } else { Role::Participant });
         let id = room.next_id;
         let tier = cfg.default_tier.min(cfg.tiers.len().saturating_sub(1));
-        let uplink = match ReceiveStream::new(cfg.tiers[tier].decoder_complexity, cfg.jitter_target) {
+        let uplink = match ReceiveStream::new(cfg.uplink_decoder_complexity, cfg.jitter_target) {
             Ok(s) => s,
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
         room.next_id += 1;
         if cfg.adapt_downlink {
-            let mut l = link::SeatLink::new(cfg.tiers.len(), tier);
+            let mut l = link::SeatLink::new(cfg.tiers.len(), start_rung);
             l.last_heard = now;
             self.links.by_conn.insert(conn, l);
         }

@@ -52,7 +52,9 @@ pub(super) struct Participant {
 }
 
 impl Participant {
-    pub(super) fn new(conn: ConnId, entry: RosterEntry, uplink: ReceiveStream, tier: usize) -> Self {
+    pub(super) fn new(conn: ConnId, entry: RosterEntry, mut uplink: ReceiveStream, tier: usize) -> Self {
+        // Decoders are made when someone is selected to talk, not for every listener.
+        uplink.release_decoder();
         Participant {
             conn,
             entry,
@@ -148,7 +150,9 @@ impl FrameEncoder {
         let n = self.encoder.encode(&self.pending, scratch);
         self.pending.clear();
         let n = n?;
-        if n <= DTX_MAX_BYTES || self.encoder.in_dtx() {
+        // In DTX libopus still emits an occasional comfort-noise update: send
+        // those (as a client does); only the 1-2 byte frames carry nothing.
+        if n <= DTX_MAX_BYTES {
             return Ok(Frame::Dtx);
         }
         Ok(Frame::Packet { ts: (self.frame_start * TICKS_PER_CHUNK) as u16, payload: scratch[..n].to_vec() })
@@ -222,6 +226,7 @@ impl Room {
     fn hand_over(&mut self, selected: BTreeSet<ParticipantId>, cfg: &MixConfig<'_>) -> Result<(), (ConnId, CodecError)> {
         for id in self.talkers.difference(&selected) {
             let Some(p) = self.participants.get_mut(id) else { continue };
+            p.uplink.release_decoder();
             if let Some(own) = p.down.own.take() {
                 let slot = &mut self.shared[p.down.tier];
                 if slot.is_none() {
@@ -278,10 +283,18 @@ impl Room {
             if index % span != 0 {
                 continue;
             }
-            if let Some(own) = &mut p.down.own {
-                if let Err(_e) = own.configure(&cfg.tiers[next]) {
-                    outcome.failed.push(p.conn);
-                }
+            let result = match &mut p.down.own {
+                Some(own) => own.configure(&cfg.tiers[next]),
+                // The first listener of a tier starts its shared encode from the
+                // state of the one it heard, so its decoder hears no reset.
+                None if self.shared[next].is_none() => match &self.shared[p.down.tier] {
+                    Some(old) => old.fork().and_then(|mut e| e.configure(&cfg.tiers[next]).map(|()| e)).map(|e| self.shared[next] = Some(e)),
+                    None => Ok(()),
+                },
+                None => Ok(()),
+            };
+            if result.is_err() {
+                outcome.failed.push(p.conn);
             }
             p.down.tier = next;
             p.down.next_tier = None;
@@ -345,6 +358,22 @@ impl Room {
             }
         }
         outcome
+    }
+
+    /// The gateway fell behind and skips these chunks: media time jumps with
+    /// them, so timestamps keep following the wall clock (listeners conceal the gap).
+    /// Partial frames are dropped and the clock lands on a boundary of every
+    /// frame length (20-120 ms), so all encoders stay aligned.
+    pub(super) fn skip_chunks(&mut self, chunks: u64) {
+        self.chunk_index = (self.chunk_index + chunks).next_multiple_of(12);
+        for e in self.shared.iter_mut().flatten() {
+            e.pending.clear();
+        }
+        for p in self.participants.values_mut() {
+            if let Some(e) = &mut p.down.own {
+                e.pending.clear();
+            }
+        }
     }
 
     /// Forgets a participant who left (their talker slot frees up next tick).

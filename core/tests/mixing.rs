@@ -1,0 +1,173 @@
+//! The mixer at scale, sans IO, in virtual time: at most K talkers are mixed,
+//! listeners who are not talking share one encode per tier, and a listener
+//! can change tier or start talking mid-call without a gap or an overlap.
+
+use std::collections::BTreeMap;
+
+use lowband_core::client::{Client, ClientConfig, Transmit};
+use lowband_core::codec::{packet_samples, CHUNK};
+use lowband_core::gateway::{ConnId, Gateway, GatewayConfig, Output};
+use lowband_core::wire::audio::TICK_SAMPLES;
+use lowband_core::wire::control::FrameReader;
+use lowband_core::wire::{AudioPacket, ServerMsg};
+use lowband_core::Time;
+
+/// A voice-like test signal: a tone with vibrato and a syllable-rate envelope,
+/// which Opus's voice activity detector keeps calling speech (a steady tone it does not).
+fn tone(n: u64, hz: f64, amp: f64) -> Vec<i16> {
+    use std::f64::consts::TAU;
+    (0..CHUNK)
+        .map(|i| {
+            let t = (n as usize * CHUNK + i) as f64 / 16_000.0;
+            let envelope = 0.55 + 0.45 * (TAU * 3.0 * t).sin();
+            let phase = TAU * hz * t + 8.0 * (TAU * 5.0 * t).sin();
+            (phase.sin() * amp * envelope) as i16
+        })
+        .collect()
+}
+
+struct Call {
+    gw: Gateway,
+    clients: BTreeMap<ConnId, Client>,
+    /// Datagrams each connection received: (chunk number, datagram).
+    got: BTreeMap<ConnId, Vec<(u64, Vec<u8>)>>,
+    talker_lists: Vec<Vec<u32>>,
+    readers: BTreeMap<ConnId, FrameReader>,
+}
+
+impl Call {
+    fn new(config: GatewayConfig, people: u64) -> Self {
+        let mut call = Call { gw: Gateway::new(config), clients: BTreeMap::new(), got: BTreeMap::new(), talker_lists: vec![], readers: BTreeMap::new() };
+        for conn in 1..=people {
+            call.gw.handle_connect(conn);
+            call.clients.insert(conn, Client::new(ClientConfig::new(&format!("p{conn}"), "r")).unwrap());
+            call.pump(0);
+        }
+        call
+    }
+
+    fn pump(&mut self, n: u64) {
+        let now = Time::from_millis(n * 20);
+        for (&conn, c) in &mut self.clients {
+            while let Some(t) = c.poll_transmit() {
+                match t {
+                    Transmit::Control(b) => self.gw.handle_control(now, conn, &b),
+                    Transmit::Datagram(d) => self.gw.handle_datagram(now, conn, &d),
+                }
+            }
+        }
+        while let Some(out) = self.gw.poll_output() {
+            match out {
+                Output::Control { conn, data } => {
+                    let r = self.readers.entry(conn).or_default();
+                    r.push(&data);
+                    while let Ok(Some(m)) = r.next::<ServerMsg>() {
+                        if let ServerMsg::ActiveTalkers { ids } = &m {
+                            if conn == 1 {
+                                self.talker_lists.push(ids.clone());
+                            }
+                        }
+                    }
+                    self.clients.get_mut(&conn).unwrap().handle_control(&data).unwrap();
+                }
+                Output::Datagram { conn, data } => {
+                    self.got.entry(conn).or_default().push((n, data.clone()));
+                    self.clients.get_mut(&conn).unwrap().handle_datagram(now, &data);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One 20 ms step: `talk(conn)` gives what each client captures (None: silence).
+    fn step(&mut self, n: u64, talk: impl Fn(ConnId) -> Option<Vec<i16>>) {
+        for (&conn, c) in &mut self.clients {
+            let pcm = talk(conn).unwrap_or_else(|| vec![0; CHUNK]);
+            c.push_capture(&pcm).unwrap();
+        }
+        self.pump(n);
+        self.gw.handle_timeout(Time::from_millis(n * 20));
+        self.pump(n);
+        for c in self.clients.values_mut() {
+            let mut out = [0i16; CHUNK];
+            c.pull_playout(Time::from_millis(n * 20), &mut out);
+        }
+    }
+}
+
+fn payload(datagram: &[u8]) -> Vec<u8> {
+    AudioPacket::decode(datagram).unwrap().primary.to_vec()
+}
+
+#[test]
+fn at_most_k_talkers_are_mixed_and_silent_listeners_share_one_encode() {
+    let config = GatewayConfig { max_talkers: 3, ..GatewayConfig::default() };
+    let mut call = Call::new(config, 8);
+    // Connections 2-6 talk at once, each at its own pitch; 1, 7 and 8 listen.
+    for n in 0..150 {
+        call.step(n, |c| (2..=6).contains(&c).then(|| tone(n, 200.0 + 90.0 * c as f64, 3000.0 + 800.0 * c as f64)));
+    }
+    assert!(!call.talker_lists.is_empty(), "no talker list was ever sent");
+    assert!(call.talker_lists.iter().all(|l| l.len() <= 3), "more than K talkers mixed: {:?}", call.talker_lists);
+    assert_eq!(call.talker_lists.last().unwrap().len(), 3, "{:?}", call.talker_lists);
+
+    let (a, b, c) = (&call.got[&1], &call.got[&7], &call.got[&8]);
+    assert!(a.len() > 30, "listener got {} packets", a.len());
+    let key = |v: &Vec<(u64, Vec<u8>)>| v.iter().map(|(n, d)| (*n, payload(d))).collect::<Vec<_>>();
+    assert_eq!(key(a), key(b), "two silent listeners got different encodes");
+    assert_eq!(key(a), key(c), "two silent listeners got different encodes");
+    // Talkers each get their own mix-minus: different from the shared one.
+    // The loudest talker is selected and gets its own mix-minus, not the shared one.
+    let t = key(&call.got[&6]);
+    assert!(t != key(a), "a selected talker got the shared mix (its own voice included)");
+}
+
+/// Every packet starts where the previous one ended, in media time.
+fn assert_contiguous(packets: &[(u64, Vec<u8>)]) {
+    let mut end: Option<u16> = None;
+    for (n, d) in packets {
+        let p = AudioPacket::decode(d).unwrap();
+        if let Some(e) = end {
+            if !p.header.marker {
+                assert_eq!(p.header.ts, e, "gap or overlap at chunk {n}");
+            }
+        }
+        let samples = packet_samples(p.primary).unwrap();
+        end = Some(p.header.ts.wrapping_add((samples / TICK_SAMPLES) as u16));
+    }
+}
+
+#[test]
+fn a_listener_changes_tier_and_starts_talking_mid_call_without_a_gap_or_overlap() {
+    let mut call = Call::new(GatewayConfig::default(), 3);
+    let tiers: Vec<String> = call.gw.downlink_tiers().map(String::from).collect();
+    assert!(tiers.len() >= 2, "{tiers:?}");
+    let start = call.gw.downlink_tier(3).unwrap().to_string();
+    // The leanest tier: its packets are longer than the default's.
+    let other = tiers[0].clone();
+    assert_ne!(start, other);
+    for n in 0..300 {
+        if n == 101 {
+            call.gw.set_downlink_tier(3, &other).unwrap();
+            assert_eq!(call.gw.downlink_tier(3), Some(other.as_str()));
+        }
+        // 2 talks throughout; 3 joins in from chunk 200.
+        call.step(n, |c| match c {
+            2 => Some(tone(n, 300.0, 6000.0)),
+            3 if n >= 200 => Some(tone(n, 520.0, 6000.0)),
+            _ => None,
+        });
+    }
+    assert!(call.gw.set_downlink_tier(3, "no-such-tier").is_err());
+    let got = &call.got[&3];
+    let samples = |from: u64, to: u64| -> Vec<usize> {
+        got.iter().filter(|(n, _)| (from..to).contains(n)).map(|(_, d)| packet_samples(AudioPacket::decode(d).unwrap().primary).unwrap()).collect()
+    };
+    let before = samples(30, 100);
+    let after = samples(130, 300);
+    assert!(!before.is_empty() && !after.is_empty());
+    assert!(before.iter().all(|&s| s == before[0]) && after.iter().all(|&s| s == after[0]) && before[0] != after[0], "frame sizes did not follow the tier: {before:?} then {after:?}");
+    assert_contiguous(&got[10..]);
+    let markers: Vec<u64> = got.iter().filter(|(n, d)| *n > 30 && AudioPacket::decode(d).unwrap().header.marker).map(|(n, _)| *n).collect();
+    assert!(markers.is_empty(), "the listener's stream restarted during the call at chunks {markers:?}");
+}
