@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use lowband_core::client::Client;
+use lowband_core::client::{Client, LinkStatus};
 use lowband_core::codec::CHUNK;
 use lowband_core::wire::RosterEntry;
 use lowband_quic::WireBytes;
@@ -28,6 +28,10 @@ pub struct CallStatus {
     pub loss_up_pct: f64,
     /// Share of played audio that was concealed (lost or late downlink packets).
     pub concealed_pct: f64,
+    /// The core's judgement of the link: quality, uplink profile, receive-only.
+    pub link: LinkStatus,
+    /// Between a lost connection and the gateway taking us back.
+    pub reconnecting: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -55,11 +59,18 @@ impl StatusFeed {
         StatusFeed { tx, window: VecDeque::new(), next: Duration::ZERO }
     }
 
-    pub fn tick(&mut self, t: Duration, client: &Client, conn: &quinn::Connection) {
+    /// `conn` is `None` while the call is reconnecting.
+    pub fn tick(&mut self, t: Duration, client: &Client, conn: Option<&quinn::Connection>) {
         if t < self.next {
             return;
         }
         self.next = t + EVERY;
+        let Some(conn) = conn else {
+            // No path: the figures of the last one would mislead.
+            self.window.clear();
+            let _ = self.tx.send(CallStatus { seconds: t.as_secs_f64(), link: client.link().clone(), reconnecting: true, ..self.base(client) });
+            return;
+        };
         let qs = conn.stats();
         let s = client.stats();
         let now = Sample {
@@ -79,18 +90,28 @@ impl StatusFeed {
         let kbps = |a: u64, b: u64| if secs > 0.0 { (b - a) as f64 * 8.0 / secs / 1000.0 } else { 0.0 };
         let pct = |num: u64, den: u64| if den > 0 { 100.0 * num as f64 / den as f64 } else { 0.0 };
         let status = CallStatus {
-            you: client.you(),
-            roster: client.roster().cloned().collect(),
-            talkers: client.talkers().to_vec(),
-            muted: client.is_muted(),
-            locked: client.is_locked(),
             seconds: t.as_secs_f64(),
             rtt_ms: conn.rtt().as_secs_f64() * 1000.0,
             up_kbps: kbps(first.wire.sent, now.wire.sent),
             down_kbps: kbps(first.wire.received, now.wire.received),
             loss_up_pct: pct(now.lost_packets - first.lost_packets, now.sent_packets - first.sent_packets),
             concealed_pct: pct(now.concealed.saturating_sub(first.concealed), now.played - first.played),
+            link: client.link().clone(),
+            reconnecting: false,
+            ..self.base(client)
         };
         let _ = self.tx.send(status);
+    }
+
+    /// What the client engine knows without a path: the room and our state.
+    fn base(&self, client: &Client) -> CallStatus {
+        CallStatus {
+            you: client.you(),
+            roster: client.roster().cloned().collect(),
+            talkers: client.talkers().to_vec(),
+            muted: client.is_muted(),
+            locked: client.is_locked(),
+            ..CallStatus::default()
+        }
     }
 }

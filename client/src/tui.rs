@@ -62,16 +62,12 @@ impl View {
     }
 }
 
-/// good / weak / bad from loss and RTT (the rate adapter's own state, once
-/// the core reports one, replaces this estimate).
-pub fn link_quality(s: &CallStatus) -> &'static str {
-    let loss = s.loss_up_pct.max(s.concealed_pct);
-    if loss < 3.0 && s.rtt_ms < 600.0 {
-        "good"
-    } else if loss < 12.0 && s.rtt_ms < 1500.0 {
-        "weak"
+/// The core's good/weak/bad, or that the call is finding its way back.
+fn link_state(s: &CallStatus) -> &'static str {
+    if s.reconnecting {
+        "reconnecting"
     } else {
-        "bad"
+        s.link.quality.as_str()
     }
 }
 
@@ -124,7 +120,8 @@ pub fn render(f: &mut Frame, v: &View) {
     f.render_widget(List::new(items).block(Block::default().borders(Borders::ALL).title(room_title)), top[0]);
 
     let link = vec![
-        Line::from(vec![Span::raw("quality  "), Span::styled(link_quality(s), Style::default().add_modifier(Modifier::BOLD))]),
+        Line::from(vec![Span::raw("quality  "), Span::styled(link_state(s), Style::default().add_modifier(Modifier::BOLD))]),
+        Line::from(format!("profile  {}{}", s.link.profile, if s.link.receive_only { " · receive only" } else { "" })),
         Line::from(format!("RTT      {:.0} ms", s.rtt_ms)),
         Line::from(format!("loss     up {:.1} %  down {:.1} %", s.loss_up_pct, s.concealed_pct)),
         Line::from(format!("kbit/s   up {:.1}  down {:.1}", s.up_kbps, s.down_kbps)),
@@ -282,6 +279,8 @@ pub async fn run(
 mod tests {
     use super::*;
     use lowband_core::wire::RosterEntry;
+    use lowband_core::client::LinkStatus;
+    use lowband_core::feedback::LinkQuality;
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
 
@@ -335,12 +334,13 @@ mod tests {
     }
 
     #[test]
-    fn link_quality_falls_with_loss_and_delay() {
-        let mut s = CallStatus { rtt_ms: 300.0, ..CallStatus::default() };
-        assert_eq!(link_quality(&s), "good");
-        s.loss_up_pct = 6.0;
-        assert_eq!(link_quality(&s), "weak");
-        s.rtt_ms = 2000.0;
-        assert_eq!(link_quality(&s), "bad");
+    fn the_link_box_shows_the_core_s_quality_and_profile_and_reconnecting() {
+        let mut v = View::default();
+        v.status.link = LinkStatus { quality: LinkQuality::Weak, profile: "edge".into(), receive_only: true, ..LinkStatus::default() };
+        let s = screen(&v);
+        assert!(s.contains("quality  weak"), "{s}");
+        assert!(s.contains("profile  edge · receive only"), "{s}");
+        v.status.reconnecting = true;
+        assert!(screen(&v).contains("quality  reconnecting"));
     }
 }

@@ -64,7 +64,10 @@ pub struct Heard {
 /// recording; searches up to `max_delay` samples of delay.
 pub fn score_turn(said: &[i16], heard: &[i16], said_at: usize, max_delay: usize) -> Result<Heard, String> {
     let (delay, reference, seg) = align(said, heard, said_at, max_delay)?;
-    let pesq = pesq::pesq_wb(reference, seg).map_err(|e| format!("PESQ: {e:?}"))?;
+    // pesq 0.2 can overflow on badly damaged audio; that is a failed score, not a crash.
+    let pesq = std::panic::catch_unwind(|| pesq::pesq_wb(reference, seg))
+        .map_err(|_| "PESQ failed on this audio".to_string())?
+        .map_err(|e| format!("PESQ: {e:?}"))?;
     Ok(Heard { delay_ms: delay as f64 / 16.0, pesq_wb: f64::from(pesq), level_dbfs: rms_dbfs(seg) })
 }
 

@@ -12,8 +12,25 @@
 
 use std::time::Duration;
 
+use crate::profile::Profile;
 use crate::time::Time;
 use crate::wire::ReceiverReport;
+
+/// The link profiles (`good`, `3g`, `edge`, `2g`) as the adapter walks them: richest first.
+pub fn ladder() -> Vec<Profile> {
+    let mut l = Profile::ladder();
+    l.reverse();
+    l
+}
+
+/// What QUIC says about the path when a report arrives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathSignal {
+    pub rtt: Option<Duration>,
+    /// The congestion window cannot hold one RTT of the current rung's packets:
+    /// audio would queue in the sender (only without a media floor).
+    pub window_starved: bool,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdaptConfig {
@@ -35,8 +52,12 @@ pub struct AdaptConfig {
     /// At the leanest rung: loss at which the breaker trips (after `breaker_reports` in a row).
     pub breaker_loss: f64,
     pub breaker_reports: u32,
-    /// No report for this long counts as total loss.
+    /// No report for this long: drop to the leanest rung.
     pub silence_limit: Duration,
+    /// Still no report this long after that: receive-only. Long enough that a
+    /// handover outage (up to ~10 s) does not stop the audio, which then
+    /// flows again the moment the link returns.
+    pub silence_trip: Duration,
     /// First pause in receive-only before probing again.
     pub probe_after: Duration,
     pub max_probe_after: Duration,
@@ -56,6 +77,7 @@ impl Default for AdaptConfig {
             breaker_loss: 0.5,
             breaker_reports: 3,
             silence_limit: Duration::from_secs(5),
+            silence_trip: Duration::from_secs(15),
             probe_after: Duration::from_secs(10),
             max_probe_after: Duration::from_secs(120),
         }
@@ -84,7 +106,15 @@ pub struct RateAdapter {
     receive_only_until: Option<Time>,
     probe_after: Duration,
     changes: u64,
+    /// The breaker tripped because reports stopped (an outage), not because of loss.
+    silent_trip: bool,
+    /// Reports pooled until they cover enough packets to judge loss.
+    pool: ReceiverReport,
 }
+
+/// Loss is judged over at least this many packets: at 60 ms packets and DTX
+/// one report may cover a dozen, where a single loss reads as 8 %.
+const MIN_POOL: u16 = 30;
 
 impl RateAdapter {
     /// Starts on `start` of a ladder of `rungs` (≥ 1) profiles.
@@ -102,6 +132,8 @@ impl RateAdapter {
             last_report: None,
             receive_only_until: None,
             changes: 0,
+            silent_trip: false,
+            pool: ReceiverReport::default(),
         }
     }
 
@@ -137,21 +169,36 @@ impl RateAdapter {
     }
 
     /// Takes one receiver report about the stream this side sends; returns a new decision if it changed.
-    pub fn on_report(&mut self, now: Time, r: &ReceiverReport, rtt: Option<Duration>) -> Option<Decision> {
+    pub fn on_report(&mut self, now: Time, r: &ReceiverReport, path: PathSignal) -> Option<Decision> {
         self.last_report = Some(now);
-        let expected = f64::from(r.expected.max(1));
-        let residual = f64::from(r.lost.saturating_sub(r.recovered) + r.late) / expected;
-        let raw = f64::from(r.lost) / expected;
+        let p = &mut self.pool;
+        p.expected = p.expected.saturating_add(r.expected);
+        p.lost = p.lost.saturating_add(r.lost);
+        p.recovered = p.recovered.saturating_add(r.recovered);
+        p.late = p.late.saturating_add(r.late);
+        // Severe loss acts at once; otherwise loss is judged once enough packets are pooled.
+        let severe_now = r.expected >= 5 && crate::feedback::residual_loss(r) > self.cfg.severe_loss;
+        let residual = (p.expected >= MIN_POOL || severe_now).then(|| crate::feedback::residual_loss(&std::mem::take(p)));
+        let raw = f64::from(r.lost) / f64::from(r.expected.max(1));
         let queue_growing = r.delay_trend >= self.cfg.down_delay_trend;
-        let rtt_bad = rtt.is_some_and(|x| x > self.cfg.max_rtt);
-        let bad = residual > self.cfg.down_loss || queue_growing || rtt_bad;
-        let clean = residual <= self.cfg.clean_loss && r.delay_trend <= self.cfg.down_delay_trend / 4 && !rtt_bad;
+        let rtt_bad = path.rtt.is_some_and(|x| x > self.cfg.max_rtt);
+        let bad = residual.is_some_and(|x| x > self.cfg.down_loss) || queue_growing || rtt_bad || path.window_starved;
+        let clean = residual.is_none_or(|x| x <= self.cfg.clean_loss) && r.delay_trend <= self.cfg.down_delay_trend / 4 && !rtt_bad;
+        let residual = residual.unwrap_or(0.0);
 
         match self.decision {
+            // Reports are back after an outage: the link passes again, try at once.
+            Decision::ReceiveOnly if self.silent_trip => {
+                self.silent_trip = false;
+                self.receive_only_until = None;
+                self.set(now, Decision::Rung(self.leanest()))
+            }
             Decision::ReceiveOnly => self.tick(now),
             Decision::Rung(rung) => {
                 if rung == self.leanest() {
-                    self.bad_at_bottom = if raw >= self.cfg.breaker_loss { self.bad_at_bottom + 1 } else { 0 };
+                    if r.expected >= 5 || r.lost > 0 {
+                        self.bad_at_bottom = if raw >= self.cfg.breaker_loss { self.bad_at_bottom + 1 } else { 0 };
+                    }
                     if self.bad_at_bottom >= self.cfg.breaker_reports {
                         return self.trip(now);
                     }
@@ -175,6 +222,7 @@ impl RateAdapter {
 
     fn trip(&mut self, now: Time) -> Option<Decision> {
         self.bad_at_bottom = 0;
+        self.silent_trip = false;
         self.receive_only_until = Some(now + self.probe_after);
         self.probe_after = (self.probe_after * 2).min(self.cfg.max_probe_after);
         self.set(now, Decision::ReceiveOnly)
@@ -192,13 +240,16 @@ impl RateAdapter {
                 None
             }
             Decision::Rung(rung) => {
-                let silent = self.last_report.is_some_and(|t| now.saturating_since(t) >= self.cfg.silence_limit);
+                let limit = if rung == self.leanest() { self.cfg.silence_trip } else { self.cfg.silence_limit };
+                let silent = self.last_report.is_some_and(|t| now.saturating_since(t) >= limit);
                 if !silent {
                     return None;
                 }
                 self.last_report = Some(now);
                 if rung == self.leanest() {
-                    self.trip(now)
+                    let d = self.trip(now);
+                    self.silent_trip = true;
+                    d
                 } else {
                     self.set(now, Decision::Rung(self.leanest()))
                 }
@@ -227,31 +278,31 @@ mod tests {
     #[test]
     fn one_lossy_report_steps_down_at_once_and_severe_loss_two_rungs() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 4, 0);
-        assert_eq!(a.on_report(secs(1), &report(10, 0), None), Some(Decision::Rung(1)));
-        assert_eq!(a.on_report(secs(2), &report(30, 0), None), Some(Decision::Rung(3)));
+        assert_eq!(a.on_report(secs(1), &report(10, 0), PathSignal::default()), Some(Decision::Rung(1)));
+        assert_eq!(a.on_report(secs(2), &report(30, 0), PathSignal::default()), Some(Decision::Rung(3)));
     }
 
     #[test]
     fn a_building_queue_or_a_huge_rtt_steps_down_without_loss() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 4, 0);
-        assert_eq!(a.on_report(secs(1), &report(0, 60), None), Some(Decision::Rung(1)));
-        assert_eq!(a.on_report(secs(2), &report(0, 0), Some(Duration::from_secs(2))), Some(Decision::Rung(2)));
+        assert_eq!(a.on_report(secs(1), &report(0, 60), PathSignal::default()), Some(Decision::Rung(1)));
+        assert_eq!(a.on_report(secs(2), &report(0, 0), PathSignal { rtt: Some(Duration::from_secs(2)), ..Default::default() }), Some(Decision::Rung(2)));
     }
 
     #[test]
     fn stepping_up_waits_for_ten_clean_seconds() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 4, 2);
         for s in 1..=10 {
-            assert_eq!(a.on_report(secs(s), &report(0, 0), None), None, "stepped up after {s} s");
+            assert_eq!(a.on_report(secs(s), &report(0, 0), PathSignal::default()), None, "stepped up after {s} s");
         }
-        assert_eq!(a.on_report(secs(11), &report(0, 0), None), Some(Decision::Rung(1)));
+        assert_eq!(a.on_report(secs(11), &report(0, 0), PathSignal::default()), Some(Decision::Rung(1)));
     }
 
     #[test]
     fn redundancy_that_recovers_the_loss_does_not_count_against_the_rung() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 4, 1);
         let r = ReceiverReport { recovered: 12, ..report(12, 0) };
-        assert_eq!(a.on_report(secs(1), &r, None), None);
+        assert_eq!(a.on_report(secs(1), &r, PathSignal::default()), None);
     }
 
     #[test]
@@ -262,27 +313,41 @@ mod tests {
         for _ in 0..46 {
             for _ in 0..12 {
                 t += 1;
-                a.on_report(secs(t), &report(0, 0), None);
+                a.on_report(secs(t), &report(0, 0), PathSignal::default());
             }
             t += 1;
-            a.on_report(secs(t), &report(12, 0), None);
+            a.on_report(secs(t), &report(12, 0), PathSignal::default());
         }
         // Undamped, that is two changes per 13 s cycle (~92); damped, far fewer.
         assert!(a.changes() <= 30, "{} changes in {t} s", a.changes());
     }
 
     #[test]
+    fn one_loss_among_a_dozen_packets_is_not_enough_to_step_down() {
+        let mut a = RateAdapter::new(AdaptConfig::default(), 4, 1);
+        let few = |lost| ReceiverReport { interval_ms: 1000, expected: 12, lost, ..Default::default() };
+        assert_eq!(a.on_report(secs(1), &few(1), PathSignal::default()), None);
+        assert_eq!(a.on_report(secs(2), &few(0), PathSignal::default()), None);
+        assert_eq!(a.on_report(secs(3), &few(0), PathSignal::default()), None);
+        // Sustained loss over the pooled packets still does.
+        for s in 4..=6 {
+            a.on_report(secs(s), &few(2), PathSignal::default());
+        }
+        assert_eq!(a.decision(), Decision::Rung(2));
+    }
+
+    #[test]
     fn a_dead_link_goes_receive_only_and_probes_back_by_itself() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 3, 2);
         for s in 1..=3 {
-            a.on_report(secs(s), &report(90, 0), None);
+            a.on_report(secs(s), &report(90, 0), PathSignal::default());
         }
         assert_eq!(a.decision(), Decision::ReceiveOnly);
         assert_eq!(a.tick(secs(8)), None);
         assert_eq!(a.tick(secs(13)), Some(Decision::Rung(2)));
         // It fails again: the next pause is twice as long.
         for s in 14..=16 {
-            a.on_report(secs(s), &report(90, 0), None);
+            a.on_report(secs(s), &report(90, 0), PathSignal::default());
         }
         assert_eq!(a.decision(), Decision::ReceiveOnly);
         assert_eq!(a.tick(secs(30)), None);
@@ -292,8 +357,13 @@ mod tests {
     #[test]
     fn a_link_that_stops_reporting_falls_to_the_leanest_rung_then_receive_only() {
         let mut a = RateAdapter::new(AdaptConfig::default(), 3, 0);
-        a.on_report(secs(1), &report(0, 0), None);
+        a.on_report(secs(1), &report(0, 0), PathSignal::default());
         assert_eq!(a.tick(secs(6)), Some(Decision::Rung(2)));
-        assert_eq!(a.tick(secs(11)), Some(Decision::ReceiveOnly));
+        // A 10 s handover outage does not stop the audio...
+        assert_eq!(a.tick(secs(16)), None);
+        // ... a longer silence does.
+        assert_eq!(a.tick(secs(21)), Some(Decision::ReceiveOnly));
+        // The first report after the outage ends receive-only without waiting for the probe.
+        assert_eq!(a.on_report(secs(22), &report(0, 0), PathSignal::default()), Some(Decision::Rung(2)));
     }
 }

@@ -6,27 +6,106 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use crate::adapt::{AdaptConfig, Decision, PathSignal, RateAdapter};
 use crate::codec::{CodecError, CHUNK};
+use crate::feedback::{residual_loss, LinkQuality, PathStats, ReportBuilder, REPORT_INTERVAL};
 use crate::profile::Profile;
 use crate::jitter::JitterConfig;
 use crate::stream::{ChunkKind, ReceiveStats, ReceiveStream, SendStats, SendStream};
 use crate::time::Time;
 use crate::wire::control::{encode_frame, FrameReader, PROTOCOL_VERSION};
-use crate::wire::{ClientMsg, ErrorCode, HostAction, ParticipantId, Role, RosterEntry, RosterUpdate, ServerMsg, WireError};
+use crate::wire::{ClientMsg, ErrorCode, HostAction, ParticipantId, ReceiverReport, Role, RosterEntry, RosterUpdate, ServerMsg, WireError};
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub name: String,
     pub room: String,
     pub token: Option<String>,
-    pub profile: Profile,
+    /// Uplink profiles, richest first. With `adapt`, the client moves among
+    /// them from the gateway's reports; without, it stays on `start_rung`.
+    pub ladder: Vec<Profile>,
+    pub start_rung: usize,
+    pub adapt: Option<AdaptConfig>,
     /// Start delay of the adaptive receive buffer (it adapts from there).
     pub jitter_target: Duration,
 }
 
 impl ClientConfig {
     pub fn new(name: impl Into<String>, room: impl Into<String>) -> Self {
-        ClientConfig { name: name.into(), room: room.into(), token: None, profile: Profile::default(), jitter_target: Duration::from_millis(80) }
+        ClientConfig {
+            name: name.into(),
+            room: room.into(),
+            token: None,
+            ladder: crate::adapt::ladder(),
+            // "3g": safe on most links; one lossy report moves it down within a second.
+            start_rung: 1,
+            adapt: Some(AdaptConfig::default()),
+            jitter_target: Duration::from_millis(80),
+        }
+    }
+
+    /// Stays on one profile (no adaptation).
+    pub fn fixed(mut self, profile: Profile) -> Self {
+        self.ladder = vec![profile];
+        self.start_rung = 0;
+        self.adapt = None;
+        self
+    }
+}
+
+/// What the client shows about its link (issue #7): one line in a status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkStatus {
+    pub quality: LinkQuality,
+    /// Name of the uplink profile in use.
+    pub profile: String,
+    /// Even the leanest profile did not get through: only listening for now.
+    pub receive_only: bool,
+    /// Residual loss (after redundancy, incl. late) of the gateway's mix as heard here.
+    pub down_loss: f64,
+    /// Residual loss of this client's audio as the gateway last reported it.
+    pub up_loss: f64,
+    pub rtt: Option<Duration>,
+    pub jitter_ms: u16,
+    /// Audio datagram bytes per second each way, as kbit/s (no QUIC/UDP/IP).
+    pub up_kbps: f64,
+    pub down_kbps: f64,
+}
+
+// The floats are ratios and rates computed from counters: never NaN.
+impl Eq for LinkStatus {}
+
+impl Default for LinkStatus {
+    fn default() -> Self {
+        LinkStatus {
+            quality: LinkQuality::Good,
+            profile: String::new(),
+            receive_only: false,
+            down_loss: 0.0,
+            up_loss: 0.0,
+            rtt: None,
+            jitter_ms: 0,
+            up_kbps: 0.0,
+            down_kbps: 0.0,
+        }
+    }
+}
+
+impl std::fmt::Display for LinkStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rtt = self.rtt.map_or("?".to_string(), |r| format!("{}", r.as_millis()));
+        write!(
+            f,
+            "link {} | profile {}{} | loss down {:.1} % up {:.1} % | rtt {rtt} ms | jitter {} ms | {:.1} kbit/s up, {:.1} down",
+            self.quality.as_str(),
+            self.profile,
+            if self.receive_only { " (receive only)" } else { "" },
+            self.down_loss * 100.0,
+            self.up_loss * 100.0,
+            self.jitter_ms,
+            self.up_kbps,
+            self.down_kbps
+        )
     }
 }
 
@@ -54,6 +133,11 @@ pub enum ClientEvent {
     RoomLocked { locked: bool },
     /// A host gave this person the floor (hand lowered, unmuted).
     FloorGranted(RosterEntry),
+    /// The link's quality, the uplink profile or receive-only changed.
+    Link(LinkStatus),
+    /// Someone's connection dropped; the gateway holds their seat while they reconnect
+    /// (`reconnecting: false` when they are back).
+    PeerReconnecting { entry: RosterEntry, reconnecting: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +154,8 @@ pub struct ClientStats {
     pub receive: ReceiveStats,
     pub chunks_played: u64,
     pub chunks_audible: u64,
+    /// Times the uplink profile changed (rate adaptation).
+    pub profile_changes: u64,
 }
 
 pub struct Client {
@@ -86,17 +172,41 @@ pub struct Client {
     chunks_audible: u64,
     /// Who the gateway says is speaking (for indicators).
     talkers: Vec<ParticipantId>,
+    config: ClientConfig,
+    /// Latest time handed in, for inputs that carry none (control bytes).
+    now: Time,
+    feedback: ReportBuilder,
+    next_report: Option<Time>,
+    adapter: Option<RateAdapter>,
+    rung: usize,
+    receive_only: bool,
+    profile_changes: u64,
+    path: Option<PathStats>,
+    last_up_report: Option<ReceiverReport>,
+    last_down_report: Option<ReceiverReport>,
+    sent_bytes_at_report: u64,
+    down_bytes: u64,
+    link: LinkStatus,
+    reconnecting: std::collections::BTreeSet<ParticipantId>,
+    /// Set by [`Client::reconnect`] until the gateway answers the new join.
+    rejoining: bool,
 }
 
 impl Client {
     /// Queues Hello and Join: the first transmits are ready at once.
     pub fn new(config: ClientConfig) -> Result<Self, CodecError> {
+        let mut config = config;
+        if config.ladder.is_empty() {
+            config.ladder = crate::adapt::ladder();
+        }
+        let rung = config.start_rung.min(config.ladder.len() - 1);
+        let profile = config.ladder[rung].clone();
         let mut c = Client {
             reader: FrameReader::default(),
             you: None,
             roster: BTreeMap::new(),
-            uplink: SendStream::new(config.profile.clone(), None, true)?,
-            downlink: ReceiveStream::with_config(config.profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })?,
+            uplink: SendStream::new(profile.clone(), None, true)?,
+            downlink: ReceiveStream::with_config(profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })?,
             muted: false,
             locked: false,
             out: VecDeque::new(),
@@ -104,10 +214,160 @@ impl Client {
             chunks_played: 0,
             chunks_audible: 0,
             talkers: Vec::new(),
+            adapter: config.adapt.clone().map(|a| RateAdapter::new(a, config.ladder.len(), rung)),
+            link: LinkStatus { profile: profile.name.clone(), ..LinkStatus::default() },
+            config,
+            now: Time::ZERO,
+            feedback: ReportBuilder::default(),
+            next_report: None,
+            rung,
+            receive_only: false,
+            profile_changes: 0,
+            path: None,
+            last_up_report: None,
+            last_down_report: None,
+            sent_bytes_at_report: 0,
+            down_bytes: 0,
+            reconnecting: Default::default(),
+            rejoining: false,
         };
-        c.control(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: config.name, token: config.token });
-        c.control(&ClientMsg::Join { room: config.room });
+        c.hello();
         Ok(c)
+    }
+
+    fn hello(&mut self) {
+        self.control(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: self.config.name.clone(), token: self.config.token.clone() });
+        self.control(&ClientMsg::Join { room: self.config.room.clone() });
+    }
+
+    /// The connection was lost and a new one is up: say Hello and Join again
+    /// with the same identity. Streams continue if the gateway kept the seat.
+    pub fn reconnect(&mut self) {
+        self.reader = FrameReader::default();
+        self.out.retain(|t| matches!(t, Transmit::Datagram(_)));
+        self.rejoining = true;
+        self.hello();
+    }
+
+    /// The link as people should see it.
+    pub fn link(&self) -> &LinkStatus {
+        &self.link
+    }
+
+    /// The profile the uplink is sending with.
+    pub fn profile(&self) -> &Profile {
+        &self.config.ladder[self.rung]
+    }
+
+    /// Whether the gateway holds this participant's seat while they reconnect.
+    pub fn is_reconnecting(&self, id: ParticipantId) -> bool {
+        self.reconnecting.contains(&id)
+    }
+
+    /// QUIC's view of the path, from the shell (e.g. once a second).
+    pub fn handle_path(&mut self, now: Time, path: PathStats) {
+        self.now = self.now.max(now);
+        self.path = Some(path);
+    }
+
+    /// When [`Client::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.you.map(|_| self.next_report.unwrap_or(self.now))
+    }
+
+    /// Periodic work: the receiver report to the gateway, the adapter's
+    /// silence and probe timers, and the link state. Call at least every 20 ms or at `poll_timeout`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.now = self.now.max(now);
+        if self.you.is_none() {
+            return;
+        }
+        let due = *self.next_report.get_or_insert(now + REPORT_INTERVAL);
+        if now < due {
+            return;
+        }
+        self.next_report = Some(now + REPORT_INTERVAL);
+        if let Some(r) = self.feedback.take(now, &self.downlink.stats().jitter) {
+            let secs = f64::from(r.interval_ms.max(1)) / 1000.0;
+            self.link.down_kbps = self.down_bytes as f64 * 8.0 / 1000.0 / secs;
+            let sent = self.uplink.stats().bytes;
+            self.link.up_kbps = (sent - self.sent_bytes_at_report) as f64 * 8.0 / 1000.0 / secs;
+            self.sent_bytes_at_report = sent;
+            self.down_bytes = 0;
+            self.last_down_report = Some(r);
+            self.control(&ClientMsg::Report(r));
+        }
+        if let Some(d) = self.adapter.as_mut().and_then(|a| a.tick(now)) {
+            self.apply(d);
+        }
+        self.update_link();
+    }
+
+    fn apply(&mut self, d: Decision) {
+        match d {
+            Decision::Rung(r) => {
+                self.receive_only = false;
+                if r != self.rung {
+                    self.rung = r;
+                    self.profile_changes += 1;
+                    self.uplink.set_profile(self.config.ladder[r].clone());
+                }
+            }
+            Decision::ReceiveOnly => self.receive_only = true,
+        }
+        self.update_link();
+    }
+
+    fn update_link(&mut self) {
+        let down = self.last_down_report.as_ref();
+        let up = self.last_up_report.as_ref();
+        let (down_loss, up_loss) = (down.map_or(0.0, residual_loss), up.map_or(0.0, residual_loss));
+        let jitter = down.map_or(0, |r| r.jitter_ms);
+        let rtt = self.path.map(|p| p.rtt);
+        let mut quality = LinkQuality::classify(down_loss.max(up_loss), rtt, jitter);
+        if self.receive_only {
+            quality = LinkQuality::Bad;
+        }
+        let changed = quality != self.link.quality || self.receive_only != self.link.receive_only || self.config.ladder[self.rung].name != self.link.profile;
+        self.link = LinkStatus {
+            quality,
+            profile: self.config.ladder[self.rung].name.clone(),
+            receive_only: self.receive_only,
+            down_loss,
+            up_loss,
+            rtt,
+            jitter_ms: jitter,
+            up_kbps: self.link.up_kbps,
+            down_kbps: self.link.down_kbps,
+        };
+        if changed {
+            self.events.push_back(ClientEvent::Link(self.link.clone()));
+        }
+    }
+
+    /// The gateway's report on this client's uplink.
+    fn on_report(&mut self, r: ReceiverReport) {
+        self.last_up_report = Some(r);
+        if r.expected > 0 {
+            // Redundancy sized by the raw loss the gateway sees (issue #3's protection).
+            let loss = f64::from(r.lost) / f64::from(r.expected);
+            self.uplink.set_protection(crate::protect::Protection::for_loss(loss, f64::from(r.max_burst.clamp(1, r.lost.max(1)))));
+        }
+        let signal = PathSignal { rtt: self.path.map(|p| p.rtt), window_starved: self.window_starved() };
+        let now = self.now;
+        if let Some(d) = self.adapter.as_mut().and_then(|a| a.on_report(now, &r, signal)) {
+            self.apply(d);
+        } else {
+            self.update_link();
+        }
+    }
+
+    /// True when the congestion window cannot carry one RTT of this rung's packets.
+    fn window_starved(&self) -> bool {
+        let Some(p) = self.path else { return false };
+        let prof = self.profile();
+        let per_sec = f64::from(prof.bitrate_bps) / 8.0 + 70.0 * 1000.0 / f64::from(prof.frame_ms.max(1));
+        p.cwnd > 0 && (p.cwnd as f64) < per_sec * p.rtt.as_secs_f64()
     }
 
     fn control(&mut self, msg: &ClientMsg) {
@@ -132,6 +392,7 @@ impl Client {
             receive: self.downlink.stats(),
             chunks_played: self.chunks_played,
             chunks_audible: self.chunks_audible,
+            profile_changes: self.profile_changes,
         }
     }
 
@@ -232,6 +493,12 @@ impl Client {
         match msg {
             ServerMsg::Welcome { gateway, .. } => self.events.push_back(ClientEvent::Welcome { gateway }),
             ServerMsg::Joined { you, roster, .. } => {
+                if std::mem::take(&mut self.rejoining) && self.you != Some(you) {
+                    // A new seat: the gateway's streams start afresh.
+                    self.downlink = ReceiveStream::new(self.profile().decoder_complexity, self.config.jitter_target).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
+                    self.feedback = ReportBuilder::default();
+                }
+                self.reconnecting.clear();
                 self.you = Some(you);
                 self.roster = roster.into_iter().map(|e| (e.id, e)).collect();
                 self.events.push_back(ClientEvent::Joined { you });
@@ -245,7 +512,18 @@ impl Client {
                         self.roster.insert(e.id, e.clone());
                         Some(ClientEvent::PeerJoined(e))
                     }
-                    RosterUpdate::Left { id } => self.roster.remove(&id).map(ClientEvent::PeerLeft),
+                    RosterUpdate::Left { id } => {
+                        self.reconnecting.remove(&id);
+                        self.roster.remove(&id).map(ClientEvent::PeerLeft)
+                    }
+                    RosterUpdate::Reconnecting { id, reconnecting } => {
+                        if reconnecting {
+                            self.reconnecting.insert(id);
+                        } else {
+                            self.reconnecting.remove(&id);
+                        }
+                        self.roster.get(&id).cloned().map(|entry| ClientEvent::PeerReconnecting { entry, reconnecting })
+                    }
                     RosterUpdate::Muted { id, muted } => {
                         if Some(id) == self.you {
                             // The gateway's roster is the truth: a host mute stops our uplink too.
@@ -274,19 +552,22 @@ impl Client {
             }
             ServerMsg::Error { code, text } => self.events.push_back(ClientEvent::Refused { code, text }),
             ServerMsg::ActiveTalkers { ids } => self.talkers = ids,
-            // Issues #3/#7 act on reports.
-            ServerMsg::Report(_) => {}
+            ServerMsg::Report(r) => self.on_report(r),
         }
         Ok(())
     }
 
     pub fn handle_datagram(&mut self, now: Time, data: &[u8]) {
-        self.downlink.insert_datagram(now, data);
+        self.now = self.now.max(now);
+        if let Some(h) = self.downlink.insert_datagram(now, data) {
+            self.feedback.on_packet(now, &h);
+            self.down_bytes += data.len() as u64;
+        }
     }
 
     /// One captured 20 ms chunk (16 kHz mono). Sent only once joined and while unmuted.
     pub fn push_capture(&mut self, pcm: &[i16]) -> Result<(), CodecError> {
-        if self.you.is_none() || self.muted {
+        if self.you.is_none() || self.muted || self.receive_only {
             self.uplink.skip_chunk();
             return Ok(());
         }

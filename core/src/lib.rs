@@ -17,6 +17,7 @@
 pub mod adapt;
 pub mod client;
 pub mod codec;
+pub mod feedback;
 pub mod gateway;
 pub mod invite;
 pub mod jitter;

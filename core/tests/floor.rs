@@ -126,6 +126,10 @@ fn when_the_host_of_an_open_room_leaves_the_longest_present_participant_takes_ov
     }
     room.gw.handle_disconnect(1);
     room.pump(Time::from_millis(10));
+    // The seat is held for a reconnect first.
+    assert!(!room.clients[&2].is_host());
+    room.gw.handle_timeout(Time::from_millis(61_000));
+    room.pump(Time::from_millis(61_000));
     let early = room.clients[&2].you().unwrap();
     assert!(room.clients[&2].is_host());
     assert_eq!(room.clients[&3].entry(early).unwrap().role, Role::Host);

@@ -326,8 +326,9 @@ async fn run_engine(mut gw: Gateway, start: Instant, mut events: mpsc::Receiver<
             _ = sleep_until(deadline) => gw.handle_timeout(now()),
             _ = publish.tick() => {
                 let mut wire = closed_wire;
-                for (c, _) in conns.values() {
+                for (id, (c, _)) in &conns {
                     wire += WireTotals::of(c);
+                    gw.handle_path(*id, lowband_quic::path_stats(c));
                 }
                 let s = Snapshot { gateway: gw.stats(), connections: conns.len(), wire, updated: Instant::now() };
                 *snapshot.lock().unwrap_or_else(|e| e.into_inner()) = s;

@@ -35,6 +35,9 @@ impl ControllerFactory for MediaFloorConfig {
             media_bytes_per_sec: self.media_bytes_per_sec,
             srtt: None,
             mtu: u64::from(current_mtu),
+            last_ack: now,
+            unacked: 0,
+            stale: false,
         })
     }
 }
@@ -45,7 +48,15 @@ pub struct MediaFloor {
     media_bytes_per_sec: u64,
     srtt: Option<Duration>,
     mtu: u64,
+    last_ack: Instant,
+    /// Bytes sent since the last ACK arrived.
+    unacked: u64,
+    /// No ACK for [`MediaFloor::stale_after`]: what is in flight is presumed lost.
+    stale: bool,
 }
+
+/// Most of a dead path's in-flight bytes that stop counting against the window.
+const MAX_WRITTEN_OFF: u64 = 64 * 1024;
 
 /// Before any RTT sample, assume a slow cellular path.
 const ASSUMED_RTT: Duration = Duration::from_millis(600);
@@ -59,15 +70,29 @@ impl MediaFloor {
         let need = (self.media_bytes_per_sec as f64 * span.as_secs_f64() * 2.0) as u64;
         need.max(2 * self.mtu)
     }
+
+    /// After an outage nothing in flight gets ACKed until the next PTO probe,
+    /// seconds later at 1 s RTT with backoff; until then the window is full and
+    /// audio cannot go out even though the link is back. So a path silent for
+    /// this long stops counting what it swallowed: audio keeps flowing at its
+    /// own small rate and reaches the peer the moment the link returns.
+    fn stale_after(&self) -> Duration {
+        (self.srtt.unwrap_or(ASSUMED_RTT) * 2 + SLACK).max(Duration::from_secs(1))
+    }
 }
 
 impl Controller for MediaFloor {
     fn on_sent(&mut self, now: Instant, bytes: u64, last_packet_number: u64) {
+        self.unacked = self.unacked.saturating_add(bytes);
+        self.stale = now.saturating_duration_since(self.last_ack) >= self.stale_after();
         self.inner.on_sent(now, bytes, last_packet_number);
     }
 
     fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, app_limited: bool, rtt: &RttEstimator) {
         self.srtt = Some(rtt.get());
+        self.last_ack = now;
+        self.unacked = 0;
+        self.stale = false;
         self.inner.on_ack(now, sent, bytes, app_limited, rtt);
     }
 
@@ -85,7 +110,8 @@ impl Controller for MediaFloor {
     }
 
     fn window(&self) -> u64 {
-        self.inner.window().max(self.floor())
+        let written_off = if self.stale { self.unacked.min(MAX_WRITTEN_OFF) } else { 0 };
+        self.inner.window().max(self.floor()) + written_off
     }
 
     fn metrics(&self) -> ControllerMetrics {
@@ -95,7 +121,15 @@ impl Controller for MediaFloor {
     }
 
     fn clone_box(&self) -> Box<dyn Controller> {
-        Box::new(MediaFloor { inner: self.inner.clone_box(), media_bytes_per_sec: self.media_bytes_per_sec, srtt: self.srtt, mtu: self.mtu })
+        Box::new(MediaFloor {
+            inner: self.inner.clone_box(),
+            media_bytes_per_sec: self.media_bytes_per_sec,
+            srtt: self.srtt,
+            mtu: self.mtu,
+            last_ack: self.last_ack,
+            unacked: self.unacked,
+            stale: self.stale,
+        })
     }
 
     fn initial_window(&self) -> u64 {
@@ -129,5 +163,28 @@ mod tests {
             cubic.on_congestion_event(t(i), t(i), i % 10 == 9, 1200);
         }
         assert!(cubic.window() < floor, "cubic kept {}", cubic.window());
+    }
+
+    #[test]
+    fn a_path_silent_for_seconds_stops_counting_what_it_swallowed() {
+        let now = Instant::now();
+        let mut cc = Arc::new(MediaFloorConfig::new(40_000)).build(now, 1200);
+        let base = cc.window();
+        // Audio keeps being sent into an outage: 100 bytes every 40 ms, no ACKs.
+        for i in 0..100u64 {
+            cc.on_sent(now + Duration::from_millis(i * 40), 100, i);
+        }
+        assert!(cc.window() >= base + 9_000, "window {} with 10 kB unacked", cc.window());
+    }
+
+    #[test]
+    fn a_path_that_acks_keeps_the_plain_window() {
+        let now = Instant::now();
+        let mut cc = Arc::new(MediaFloorConfig::new(40_000)).build(now, 1200);
+        let base = cc.window();
+        for i in 0..20u64 {
+            cc.on_sent(now + Duration::from_millis(i * 40), 100, i);
+        }
+        assert_eq!(cc.window(), base, "written off before the path went silent long enough");
     }
 }

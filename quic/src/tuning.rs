@@ -33,7 +33,12 @@ pub fn transport_config() -> TransportConfig {
     t.max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(30_000))));
     // Cubic with a window floor sized to the largest profile's wire rate
     // (~40 kbit/s): audio never queues behind a collapsed window.
-    t.congestion_controller_factory(Arc::new(crate::MediaFloorConfig::new(48_000)));
+    // LOWBAND_CONGESTION=cubic selects quinn's plain Cubic, for comparisons.
+    if std::env::var("LOWBAND_CONGESTION").is_ok_and(|v| v == "cubic") {
+        t.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()));
+    } else {
+        t.congestion_controller_factory(Arc::new(crate::MediaFloorConfig::new(48_000)));
+    }
     // One control stream per connection; nothing else is ever opened.
     t.max_concurrent_bidi_streams(VarInt::from_u32(1));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
@@ -60,6 +65,15 @@ pub struct WireBytes {
 }
 
 impl WireBytes {
+    pub fn plus(self, o: WireBytes) -> WireBytes {
+        WireBytes {
+            sent: self.sent + o.sent,
+            received: self.received + o.received,
+            packets_sent: self.packets_sent + o.packets_sent,
+            packets_received: self.packets_received + o.packets_received,
+        }
+    }
+
     pub fn of(stats: &ConnectionStats) -> Self {
         WireBytes {
             sent: stats.udp_tx.bytes + IPV4_UDP_OVERHEAD * stats.udp_tx.datagrams,
@@ -68,6 +82,12 @@ impl WireBytes {
             packets_received: stats.udp_rx.datagrams,
         }
     }
+}
+
+/// QUIC's view of a connection's path, as the core's adapters take it.
+pub fn path_stats(conn: &quinn::Connection) -> lowband_core::feedback::PathStats {
+    let s = conn.stats();
+    lowband_core::feedback::PathStats { rtt: conn.rtt(), cwnd: s.path.cwnd, sent_packets: s.path.sent_packets, lost_packets: s.path.lost_packets }
 }
 
 /// Shared by both shells so they build identical configs.

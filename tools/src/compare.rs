@@ -2,7 +2,7 @@
 //! virtual time (`sim`), once in real time with the real gateway and client
 //! binaries behind the `netem` proxy — and which figures agree.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -52,15 +52,6 @@ struct Side<'a> {
     turns: &'a [TurnScore],
 }
 
-fn write_wav(path: &Path, samples: &[i16]) -> anyhow::Result<()> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec)?;
-    for &s in samples {
-        w.write_sample(s)?;
-    }
-    w.finalize()?;
-    Ok(())
-}
 
 /// One client's whole input: its turns at their times, silence between.
 fn timeline(turns: &[Turn], client: usize, seconds: f64) -> Vec<i16> {
@@ -91,7 +82,16 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     println!("comparing sim and netem: {} clients × {:.0} s over: {}", a.clients, a.seconds, link.description);
 
     let sim_dir = a.out.join("sim");
-    let spec = SimSpec { names: names.clone(), links: vec![link.clone(); a.clients], turns: turns.clone(), seconds: a.seconds, seed: a.seed, progress: true, decoder_complexity: None };
+    let spec = SimSpec {
+        names: names.clone(),
+        links: vec![link.clone(); a.clients],
+        turns: turns.clone(),
+        seconds: a.seconds,
+        seed: a.seed,
+        progress: true,
+        decoder_complexity: None,
+        profile: None,
+    };
     let s = sim::run(&spec, &sim_dir)?;
     let sim_scores = report::score_turns(&names, &turns, &s.heard, false)?;
     report::write_series_csv(&sim_dir.join("series.csv"), &s.series)?;
@@ -102,26 +102,14 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     let port = free_udp_port()?;
     let proxy: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let gw_addr: std::net::SocketAddr = gateway.addr.parse()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let net_link = link.clone();
-    let seed = a.seed;
-    let proxy_thread = std::thread::spawn(move || -> anyhow::Result<Vec<FlowReport>> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async move {
-            let sock = tokio::net::UdpSocket::bind(proxy).await?;
-            netem::serve(sock, gw_addr, net_link, seed, false, async {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    });
+    let (proxy_thread, stop_tx) = netem::spawn(proxy, gw_addr, link.clone(), a.seed, None);
     std::thread::sleep(Duration::from_millis(200));
     let client_bin = sibling_binary("lowband")?;
     let mut children = Vec::new();
     let mut heard = Vec::new();
     for (k, name) in names.iter().enumerate() {
         let input = net_dir.join(format!("{name}-says.wav"));
-        write_wav(&input, &timeline(&turns, k, a.seconds))?;
+        crate::report::write_wav(&input, &timeline(&turns, k, a.seconds))?;
         let out = net_dir.join(format!("{name}-heard.wav"));
         heard.push(out.clone());
         let child = Command::new(&client_bin)

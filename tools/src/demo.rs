@@ -39,7 +39,7 @@ pub fn run(out: &Path) -> anyhow::Result<()> {
         let mut speech = read_speech(&shared_file(s.file).map_err(anyhow::Error::msg)?).map_err(anyhow::Error::msg)?;
         speech.truncate((s.seconds * RATE as f64) as usize);
         let input = out.join(format!("{}-says.wav", s.name));
-        write_wav(&input, &speech)?;
+        crate::report::write_wav(&input, &speech)?;
         said.push(speech);
         let child = Command::new(&client)
             .args(["join", &gateway.addr, "demo-room", "--name", s.name, "--fingerprint", &gateway.fingerprint])
@@ -67,15 +67,6 @@ pub fn run(out: &Path) -> anyhow::Result<()> {
     summarize(out, &said)
 }
 
-fn write_wav(path: &Path, samples: &[i16]) -> anyhow::Result<()> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec)?;
-    for &s in samples {
-        w.write_sample(s)?;
-    }
-    w.finalize()?;
-    Ok(())
-}
 
 fn summarize(out: &Path, said: &[Vec<i16>]) -> anyhow::Result<()> {
     println!("\nwho heard whom: PESQ-WB (mouth-to-ear delay) of each turn in each listener's recording");

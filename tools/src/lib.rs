@@ -9,6 +9,7 @@
 
 pub mod compare;
 pub mod demo;
+pub mod handover;
 pub mod jitter_report;
 pub mod linkargs;
 pub mod load;

@@ -23,6 +23,8 @@ enum Command {
     Netem(lowband_tools::netem::NetemArgs),
     /// The same call through `sim` and through `netem` with the real binaries, and how far the figures agree.
     Compare(lowband_tools::compare::CompareArgs),
+    /// A talker and a listener (real binaries) over netem with an outage or a NAT rebinding: audio gaps, recovery, queueing delay.
+    Handover(lowband_tools::handover::HandoverArgs),
     /// N synthetic clients over real QUIC against a gateway process: CPU, memory, loss, lateness, latency.
     Load(lowband_tools::load::LoadArgs),
     /// Adaptive jitter buffer vs the hindsight-best fixed buffer on every recorded trace, and stretcher quality.
@@ -45,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(a) => lowband_tools::sim_cli::run(&a),
         Command::Netem(a) => lowband_tools::netem::run(&a),
         Command::Compare(a) => lowband_tools::compare::run(&a),
+        Command::Handover(a) => lowband_tools::handover::run(&a),
         Command::Load(a) => lowband_tools::load::run(&a),
         Command::JitterReport(a) => lowband_tools::jitter_report::run(&a),
         Command::AecReport => lowband_tools::voice_report::aec_report(),

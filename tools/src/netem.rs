@@ -43,6 +43,10 @@ pub struct NetemArgs {
     /// No live counters on stdout.
     #[arg(long)]
     pub quiet: bool,
+    /// At this many seconds, give every client flow a new upstream port, as a
+    /// NAT rebinding does: the gateway sees each client move to a new address.
+    #[arg(long)]
+    pub rebind_at: Option<f64>,
     #[command(flatten)]
     pub link: LinkArgs,
 }
@@ -106,7 +110,7 @@ pub fn run(a: &NetemArgs) -> anyhow::Result<()> {
                 }
             }
         };
-        serve(listener, a.gateway, link, a.seed, !a.quiet, stop).await
+        serve(listener, a.gateway, link, a.seed, !a.quiet, a.rebind_at.map(Duration::from_secs_f64), stop).await
     })?;
     for f in &flows {
         println!(
@@ -120,8 +124,55 @@ pub fn run(a: &NetemArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs [`serve`] on its own thread until the returned sender fires (or is dropped).
+pub fn spawn(
+    listen: SocketAddr,
+    gateway: SocketAddr,
+    link: LinkPair,
+    seed: u64,
+    rebind_at: Option<Duration>,
+) -> (std::thread::JoinHandle<anyhow::Result<Vec<FlowReport>>>, tokio::sync::oneshot::Sender<()>) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || -> anyhow::Result<Vec<FlowReport>> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let sock = UdpSocket::bind(listen).await?;
+            serve(sock, gateway, link, seed, false, rebind_at, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    (thread, stop_tx)
+}
+
+/// Binds a new upstream socket for flow `k` and relays what the gateway sends to it.
+async fn upstream(gateway: SocketAddr, k: usize, tx: &mpsc::UnboundedSender<Event>) -> anyhow::Result<(Arc<UdpSocket>, tokio::task::JoinHandle<()>)> {
+    let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+    upstream.connect(gateway).await?;
+    let (u, tx) = (upstream.clone(), tx.clone());
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok(n) = u.recv(&mut buf).await {
+            if tx.send(Event::FromGateway(k, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((upstream, task))
+}
+
 /// Relays until `stop`; returns each flow's counters, in order of first packet.
-pub async fn serve(listener: UdpSocket, gateway: SocketAddr, link: LinkPair, seed: u64, live: bool, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<Vec<FlowReport>> {
+/// `rebind_at`: when every flow moves to a new upstream port (a NAT rebinding).
+pub async fn serve(
+    listener: UdpSocket,
+    gateway: SocketAddr,
+    link: LinkPair,
+    seed: u64,
+    live: bool,
+    rebind_at: Option<Duration>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Vec<FlowReport>> {
     let listener = Arc::new(listener);
     let start = Instant::now();
     let now = || Time::from_micros(start.elapsed().as_micros() as u64);
@@ -143,9 +194,23 @@ pub async fn serve(listener: UdpSocket, gateway: SocketAddr, link: LinkPair, see
     let mut counters = tokio::time::interval(Duration::from_secs(1));
     counters.tick().await;
     tokio::pin!(stop);
+    let mut rebind = rebind_at.map(|d| start + d);
     loop {
         let next = flows.iter().flat_map(|f| [f.up.poll_timeout(), f.down.poll_timeout()]).flatten().min();
-        let wake = next.map(|t| start + Duration::from_micros(t.as_micros())).unwrap_or(start + Duration::from_secs(3600 * 24 * 365));
+        let mut wake = next.map(|t| start + Duration::from_micros(t.as_micros())).unwrap_or(start + Duration::from_secs(3600 * 24 * 365));
+        if let Some(r) = rebind {
+            wake = wake.min(r);
+        }
+        if rebind.is_some_and(|r| Instant::now() >= r) {
+            rebind = None;
+            for (k, f) in flows.iter_mut().enumerate() {
+                let (u, task) = upstream(gateway, k, &tx).await?;
+                f.upstream = u;
+                tasks.push(task);
+            }
+            tracing::info!("every flow moved to a new upstream port");
+            println!("{:6.1} s: NAT rebinding: every client flow has a new port", start.elapsed().as_secs_f64());
+        }
         tokio::select! {
             _ = &mut stop => break,
             _ = counters.tick(), if live => print_counters(&mut flows, start.elapsed()),
@@ -155,18 +220,9 @@ pub async fn serve(listener: UdpSocket, gateway: SocketAddr, link: LinkPair, see
                     let k = match by_addr.get(&from) {
                         Some(&k) => k,
                         None => {
-                            let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
-                            upstream.connect(gateway).await?;
                             let k = flows.len();
-                            let (u, tx) = (upstream.clone(), tx.clone());
-                            tasks.push(tokio::spawn(async move {
-                                let mut buf = vec![0u8; 65_536];
-                                while let Ok(n) = u.recv(&mut buf).await {
-                                    if tx.send(Event::FromGateway(k, buf[..n].to_vec())).is_err() {
-                                        break;
-                                    }
-                                }
-                            }));
+                            let (upstream, task) = upstream(gateway, k, &tx).await?;
+                            tasks.push(task);
                             let seed_k = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((k as u64) << 8);
                             // Both directions' traces start with the flow's first
                             // packet, as mm-link starts both with its shell (and as

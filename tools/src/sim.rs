@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use lowband_core::adapt::ladder;
 use lowband_core::client::{Client, ClientConfig, Transmit};
+use lowband_core::profile::Profile;
 use lowband_core::codec::CHUNK;
 use lowband_core::gateway::{Gateway, GatewayConfig, Output};
 use lowband_core::link::record::LinkRecorder;
@@ -67,9 +69,24 @@ pub struct SimSpec {
     pub seconds: f64,
     pub seed: u64,
     pub progress: bool,
+    /// Every stream on this one profile; `None`: rate adaptation over the link ladder.
+    pub profile: Option<Profile>,
     /// Decoder complexity of every receive stream (clients and gateway);
     /// `None` keeps the profiles' (7: NoLACE). See `sim --fast`.
     pub decoder_complexity: Option<u8>,
+}
+
+/// The gateway and client configs for a fixed profile or for adaptation.
+pub fn configs(profile: Option<&Profile>) -> (GatewayConfig, ClientConfig) {
+    let client = ClientConfig::new("", "sim-room");
+    match profile {
+        Some(p) => (
+            GatewayConfig { server_name: "lowband-sim".into(), tiers: vec![p.clone()], default_tier: 0, adapt_downlink: false, ..Default::default() },
+            client.fixed(p.clone()),
+        ),
+        // Adaptive: the downlink walks the same ladder as the uplink, from the same start.
+        None => (GatewayConfig { server_name: "lowband-sim".into(), tiers: ladder(), default_tier: client.start_rung, ..Default::default() }, client),
+    }
 }
 
 /// One second of one client's call.
@@ -96,6 +113,8 @@ pub struct Second {
     pub jitter_buffer_ms: Option<f64>,
     /// Share of the played audio that was concealment.
     pub concealed_pct: f64,
+    /// The client's uplink profile at the end of the second.
+    pub profile: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -304,10 +323,13 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     let wall = std::time::Instant::now();
     let cpu = process_cpu_seconds();
     let wav = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut gw_config = GatewayConfig { server_name: "lowband-sim".into(), ..Default::default() };
+    let (mut gw_config, mut client_config) = configs(spec.profile.as_ref());
     if let Some(c) = spec.decoder_complexity {
         for t in &mut gw_config.tiers {
             t.decoder_complexity = c;
+        }
+        for p in &mut client_config.ladder {
+            p.decoder_complexity = c;
         }
     }
     let mut gateway = Gateway::new(gw_config);
@@ -324,11 +346,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         .unwrap_or(Time::ZERO);
     for (k, (name, link)) in spec.names.iter().zip(&spec.links).enumerate() {
         let path = out.join(format!("{name}-heard.wav"));
-        let mut config = ClientConfig::new(name, "sim-room");
-        if let Some(c) = spec.decoder_complexity {
-            config.profile.decoder_complexity = c;
-        }
-        let mut client = Client::new(config).context("client codec")?;
+        let mut client = Client::new(ClientConfig { name: name.clone(), ..client_config.clone() }).context("client codec")?;
         let mut ctrl_up = VecDeque::new();
         while let Some(t) = client.poll_transmit() {
             if let Transmit::Control(c) = t {
@@ -515,6 +533,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
 fn audio_step(nodes: &mut [Node], index: u64, now: Time) -> anyhow::Result<()> {
     let mut chunk = [0i16; CHUNK];
     for n in nodes {
+        n.client.handle_timeout(now);
         if index > 0 {
             fill_capture(&n.turns, (index as usize - 1) * CHUNK, &mut chunk);
             n.client.push_capture(&chunk).context("encoding")?;
@@ -544,6 +563,7 @@ fn close_second(n: &mut Node, name: &str, second: u64) -> Second {
         srtt_ms: n.up_tx.srtt().as_secs_f64() * 1000.0,
         jitter_buffer_ms: (emitted > 0).then(|| delay_us as f64 / emitted as f64 / 1000.0),
         concealed_pct: (j.concealed_samples - a.concealed) as f64 * 100.0 / RATE as f64,
+        profile: if n.client.link().receive_only { "receive-only".into() } else { n.client.profile().name.clone() },
     };
     for (t, x) in [(&mut n.totals.up_audio, a.up_audio), (&mut n.totals.down_audio, a.down_audio)] {
         t.0 += x.0;

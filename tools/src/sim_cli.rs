@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use lowband_core::profile::Profile;
 use lowband_codec_tests::data::{read_speech, shared_file};
 use serde::Serialize;
 
@@ -44,6 +45,10 @@ pub struct SimArgs {
     /// Skip the PNG plots.
     #[arg(long)]
     pub no_plots: bool,
+    /// `adaptive` (rate adaptation over the link ladder, both directions) or a
+    /// fixed link profile for every stream: `2g`, `edge`, `3g`, `good`.
+    #[arg(long, default_value = "adaptive")]
+    pub profile: String,
     /// For long runs: decode at complexity 4 instead of the profile's 7, i.e.
     /// classic PLC and no NoLACE enhancement (about 4× cheaper decoding, 10×
     /// cheaper concealment). Link figures are unchanged; heard audio and its
@@ -68,7 +73,17 @@ struct Report<'a> {
     up_overhead_bytes: usize,
     down_overhead_bytes: usize,
     links: &'a [LinkTotals],
+    profile: &'a str,
     mean_pesq_wb: Option<f64>,
+    /// Share of scored turns (talker × listener) with PESQ-WB ≥ 2.5: intelligible.
+    share_pesq_wb_ge_2_5: Option<f64>,
+    /// Mouth-to-ear delay found by aligning each scored turn, mean over turns.
+    mean_mouth_to_ear_ms: Option<f64>,
+    /// One-way delay of audio packets on the link (queueing included), mean over packets' seconds.
+    mean_link_one_way_ms: Option<f64>,
+    /// On-wire kbit/s per client, each direction, mean over the call.
+    mean_up_kbps: f64,
+    mean_down_kbps: f64,
     turns: &'a [TurnScore],
     series: &'a [sim::Second],
 }
@@ -95,6 +110,10 @@ pub fn run(a: &SimArgs) -> anyhow::Result<()> {
         seconds: a.seconds,
         seed: a.seed,
         progress: a.seconds >= 30.0,
+        profile: match a.profile.as_str() {
+            "adaptive" => None,
+            n => Some(Profile::named(n).with_context(|| format!("no profile {n:?}: adaptive, 2g, edge, 3g or good"))?),
+        },
         decoder_complexity: a.fast.then_some(FAST_DECODER_COMPLEXITY),
     };
     println!("simulating {} clients × {:.0} s over: {}", a.clients, a.seconds, link.description);
@@ -134,6 +153,8 @@ pub fn run(a: &SimArgs) -> anyhow::Result<()> {
         }
     }
     report::write_series_csv(&a.out.join("series.csv"), &outcome.series)?;
+    let summary = report::Summary::of(&scores, &outcome.series);
+    println!("{}", summary.line(&a.profile));
     let r = Report {
         link: &link.description,
         clients: a.clients,
@@ -146,7 +167,13 @@ pub fn run(a: &SimArgs) -> anyhow::Result<()> {
         up_overhead_bytes: sim::UP_OVERHEAD,
         down_overhead_bytes: sim::DOWN_OVERHEAD,
         links: &outcome.totals,
+        profile: &a.profile,
         mean_pesq_wb: report::mean_pesq(&scores),
+        share_pesq_wb_ge_2_5: summary.share_intelligible,
+        mean_mouth_to_ear_ms: summary.mouth_to_ear_ms,
+        mean_link_one_way_ms: summary.link_one_way_ms,
+        mean_up_kbps: summary.up_kbps,
+        mean_down_kbps: summary.down_kbps,
         turns: &scores,
         series: &outcome.series,
     };

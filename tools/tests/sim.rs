@@ -20,6 +20,8 @@ fn spec(seed: u64) -> SimSpec {
         turns: sim::round_robin(&[speech], 2, 2.0, 0.5, 7.0),
         seconds: 7.0,
         seed,
+        // 20 ms packets: enough of them for the lossy link to hit each client.
+        profile: lowband_core::profile::Profile::named("good"),
         progress: false,
         decoder_complexity: None,
     }

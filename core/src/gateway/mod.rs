@@ -7,7 +7,9 @@
 //! `handle_timeout` with the current time.
 
 mod floor;
+mod link;
 mod room;
+mod seats;
 
 pub use floor::{AttendanceEvent, Presence};
 use room::{MixConfig, Participant, Room};
@@ -59,6 +61,10 @@ pub struct GatewayConfig {
     pub unix_ms_at_zero: u64,
     /// Emit each room's full mix as [`Output::Recording`].
     pub record: bool,
+    /// Each listener's reports move it among the `tiers` (issue #7); off, tiers are set by hand only.
+    pub adapt_downlink: bool,
+    /// How long a lost connection's seat is held for a reconnect (zero: none).
+    pub seat_grace: Duration,
 }
 
 /// The built-in downlink tiers: the link profile ladder (`2g`, `edge`, `3g`,
@@ -106,6 +112,8 @@ impl Default for GatewayConfig {
             require_tokens: false,
             unix_ms_at_zero: 0,
             record: false,
+            adapt_downlink: true,
+            seat_grace: Duration::from_secs(60),
         }
     }
 }
@@ -154,6 +162,8 @@ pub struct Gateway {
     stats: GatewayStats,
     /// Latest time handed in: stamps events from calls that carry no time (disconnects).
     last_now: Time,
+    links: link::Links,
+    held: BTreeMap<(String, ParticipantId), seats::Held>,
 }
 
 impl Gateway {
@@ -162,7 +172,16 @@ impl Gateway {
             config.tiers = default_tiers();
         }
         config.default_tier = config.default_tier.min(config.tiers.len() - 1);
-        Gateway { config, conns: HashMap::new(), rooms: BTreeMap::new(), out: VecDeque::new(), stats: GatewayStats::default(), last_now: Time::ZERO }
+        Gateway {
+            config,
+            conns: HashMap::new(),
+            rooms: BTreeMap::new(),
+            out: VecDeque::new(),
+            stats: GatewayStats::default(),
+            last_now: Time::ZERO,
+            links: link::Links::default(),
+            held: BTreeMap::new(),
+        }
     }
 
     pub fn stats(&self) -> GatewayStats {
@@ -206,16 +225,20 @@ impl Gateway {
         let Some(Conn { state: ConnState::Joined { room, id }, .. }) = self.conns.get(&conn) else { return };
         let Some(p) = self.rooms.get_mut(room).and_then(|r| r.participants.get_mut(id)) else { return };
         match p.uplink.insert_datagram(now, data) {
-            Some(header) => p.heard(now, &header),
+            Some(header) => {
+                p.heard(now, &header);
+                self.link_on_datagram(now, conn, &header);
+            }
             None => self.stats.bad_datagrams += 1,
         }
     }
 
     /// The connection is gone (closed, timed out, or lost).
     pub fn handle_disconnect(&mut self, conn: ConnId) {
+        self.links.by_conn.remove(&conn);
         if let Some(c) = self.conns.remove(&conn) {
             if let ConnState::Joined { room, id } = c.state {
-                self.remove_participant(&room, id, Presence::Lost);
+                self.hold_seat(&room, id);
             }
         }
     }
@@ -261,6 +284,8 @@ impl Gateway {
         for (room, ids) in talkers {
             self.broadcast(&room, None, &ServerMsg::ActiveTalkers { ids });
         }
+        self.link_timeout(now);
+        self.expire_seats(now);
     }
 
     /// The downlink tiers' names, richest first.
@@ -287,7 +312,13 @@ impl Gateway {
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        loop {
+            let out = self.out.pop_front()?;
+            // A listener whose downlink breaker tripped gets no audio until a probe.
+            if !matches!(&out, Output::Datagram { conn, .. } if self.link_paused(*conn)) {
+                return Some(out);
+            }
+        }
     }
 
     fn send(&mut self, conn: ConnId, msg: &ServerMsg) {
@@ -346,8 +377,7 @@ impl Gateway {
                 let (room, id) = (room.clone(), *id);
                 self.host_action(now, conn, &room, id, action);
             }
-            // Receiver reports are acted on by rate adaptation (issues #3, #7).
-            (ConnState::Joined { .. }, ClientMsg::Report(_)) => {}
+            (ConnState::Joined { .. }, ClientMsg::Report(r)) => self.link_on_report(now, conn, &r),
             (ConnState::Joined { room, id }, ClientMsg::Leave) => {
                 let (room, id) = (room.clone(), *id);
                 self.conns.get_mut(&conn).expect("present").state = ConnState::Closed;
@@ -385,8 +415,8 @@ impl Gateway {
             Ok(v) => v,
             Err(e) => return self.refuse(conn, ErrorCode::Unauthorized, &e.to_string()),
         };
-        if token_role.is_some() {
-            self.replace_stale(now, &room_name, &name);
+        if let Some(id) = self.reclaimable_seat(now, &room_name, &name, token_role.is_some()) {
+            return self.reclaim_seat(now, conn, &room_name, id);
         }
         let cfg = &self.config;
         if let Some(r) = self.rooms.get(&room_name) {
@@ -398,6 +428,8 @@ impl Gateway {
             }
         }
         let tiers = cfg.tiers.len();
+        let start_rung = self.rung_of_tier(cfg.default_tier.min(tiers.saturating_sub(1)));
+        let cfg = &self.config;
         let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room::new(now + TICK, tiers));
         if room.participants.len() >= cfg.max_room_size {
             let empty = room.participants.is_empty();
@@ -416,6 +448,11 @@ impl Gateway {
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
         room.next_id += 1;
+        if cfg.adapt_downlink {
+            let mut l = link::SeatLink::new(cfg.tiers.len(), start_rung);
+            l.last_heard = now;
+            self.links.by_conn.insert(conn, l);
+        }
         let entry = RosterEntry { id, name, role, muted: false, hand: None };
         room.participants.insert(id, Participant::new(conn, entry.clone(), uplink, tier));
         let roster = room.participants.values().map(|p| p.entry.clone()).collect();
@@ -428,21 +465,6 @@ impl Gateway {
         self.broadcast(&room_name, Some(id), &ServerMsg::Roster(RosterUpdate::Joined(entry)));
     }
 
-    /// A token holder who joins again (after a 2G drop, before the old
-    /// connection timed out) replaces their old seat instead of appearing twice.
-    fn replace_stale(&mut self, now: Time, room: &str, name: &str) {
-        let Some(r) = self.rooms.get(room) else { return };
-        let stale: Vec<(ParticipantId, ConnId)> = r.participants.values().filter(|p| p.entry.name == name).map(|p| (p.entry.id, p.conn)).collect();
-        self.last_now = self.last_now.max(now);
-        for (id, conn) in stale {
-            self.out.push_back(Output::Close { conn, reason: "replaced by a newer connection".into() });
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.state = ConnState::Closed;
-            }
-            self.remove_participant(room, id, Presence::Lost);
-        }
-    }
-
     fn codec_failure(&mut self, conn: ConnId, room: &str, e: CodecError) {
         if self.rooms.get(room).is_some_and(|r| r.participants.is_empty()) {
             self.rooms.remove(room);
@@ -451,11 +473,19 @@ impl Gateway {
     }
 
     fn remove_participant(&mut self, room: &str, id: ParticipantId, why: Presence) {
+        let Some(entry) = self.rooms.get(room).and_then(|r| r.participants.get(&id)).map(|p| p.entry.clone()) else { return };
+        let now = self.last_now;
+        self.attendance(now, room, &entry, why);
+        self.unseat(room, id);
+    }
+
+    /// Takes the seat out of the room and tells everyone (no attendance record).
+    fn unseat(&mut self, room: &str, id: ParticipantId) {
+        self.held.remove(&(room.to_string(), id));
         let Some(r) = self.rooms.get_mut(room) else { return };
         let Some(p) = r.remove(id) else { return };
         r.floor.host_muted.remove(&id);
-        let now = self.last_now;
-        self.attendance(now, room, &p.entry, why);
+        self.links.by_conn.remove(&p.conn);
         let Some(r) = self.rooms.get(room) else { return };
         if r.participants.is_empty() {
             self.rooms.remove(room);

@@ -90,6 +90,9 @@ pub enum RosterUpdate {
     Role { id: ParticipantId, role: Role },
     RoomLocked { locked: bool },
     FloorGranted { id: ParticipantId },
+    /// Their connection dropped and the gateway holds the seat for a grace
+    /// period (`true`), or they are back (`false`). A seat not reclaimed in time becomes `Left`.
+    Reconnecting { id: ParticipantId, reconnecting: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,6 +55,47 @@ pub fn score_turns(names: &[String], turns: &[Turn], heard: &[PathBuf], show_pro
     Ok(out)
 }
 
+/// The figures that compare a profile (or adaptation) across links.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub share_intelligible: Option<f64>,
+    pub mouth_to_ear_ms: Option<f64>,
+    pub link_one_way_ms: Option<f64>,
+    pub up_kbps: f64,
+    pub down_kbps: f64,
+}
+
+fn mean_of(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+impl Summary {
+    pub fn of(scores: &[TurnScore], series: &[Second]) -> Summary {
+        let scored: Vec<f64> = scores.iter().map(|s| s.pesq_wb.unwrap_or(1.0)).collect();
+        Summary {
+            // A turn that could not be aligned at all (nothing heard) counts as unintelligible.
+            share_intelligible: (!scored.is_empty()).then(|| scored.iter().filter(|&&p| p >= 2.5).count() as f64 / scored.len() as f64),
+            mouth_to_ear_ms: mean_of(scores.iter().filter_map(|s| s.delay_ms)),
+            link_one_way_ms: mean_of(series.iter().flat_map(|s| [s.up_delay_ms, s.down_delay_ms]).flatten()),
+            up_kbps: mean_of(series.iter().map(|s| s.up_kbps)).unwrap_or(0.0),
+            down_kbps: mean_of(series.iter().map(|s| s.down_kbps)).unwrap_or(0.0),
+        }
+    }
+
+    pub fn line(&self, label: &str) -> String {
+        let opt = |x: Option<f64>, k: f64| x.map_or("n/a".to_string(), |v| format!("{:.0}", v * k));
+        format!(
+            "{label}: intelligible (PESQ-WB ≥ 2.5) {} % of turns | mouth-to-ear {} ms | link one-way {} ms | {:.1} kbit/s up, {:.1} down per client",
+            opt(self.share_intelligible, 100.0),
+            opt(self.mouth_to_ear_ms, 1.0),
+            opt(self.link_one_way_ms, 1.0),
+            self.up_kbps,
+            self.down_kbps
+        )
+    }
+}
+
 pub fn mean_pesq(scores: &[TurnScore]) -> Option<f64> {
     let v: Vec<f64> = scores.iter().filter_map(|s| s.pesq_wb).collect();
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -62,10 +103,10 @@ pub fn mean_pesq(scores: &[TurnScore]) -> Option<f64> {
 
 pub fn write_series_csv(path: &Path, series: &[Second]) -> anyhow::Result<()> {
     let opt = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or_default();
-    let mut s = String::from("client,second,up_kbps,down_kbps,up_loss_pct,down_loss_pct,up_delay_ms,down_delay_ms,rtt_ms,srtt_ms,jitter_buffer_ms,concealed_pct\n");
+    let mut s = String::from("client,second,up_kbps,down_kbps,up_loss_pct,down_loss_pct,up_delay_ms,down_delay_ms,rtt_ms,srtt_ms,jitter_buffer_ms,concealed_pct,profile\n");
     for r in series {
         s.push_str(&format!(
-            "{},{},{:.2},{:.2},{:.2},{:.2},{},{},{},{:.1},{},{:.2}\n",
+            "{},{},{:.2},{:.2},{:.2},{:.2},{},{},{},{:.1},{},{:.2},{}\n",
             r.client,
             r.second,
             r.up_kbps,
@@ -77,10 +118,22 @@ pub fn write_series_csv(path: &Path, series: &[Second]) -> anyhow::Result<()> {
             opt(r.rtt_ms),
             r.srtt_ms,
             opt(r.jitter_buffer_ms),
-            r.concealed_pct
+            r.concealed_pct,
+            r.profile
         ));
     }
     std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes 16 kHz mono 16-bit samples as a WAV file.
+pub fn write_wav(path: &Path, samples: &[i16]) -> anyhow::Result<()> {
+    let spec = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).with_context(|| format!("creating {}", path.display()))?;
+    for &s in samples {
+        w.write_sample(s)?;
+    }
+    w.finalize()?;
+    Ok(())
 }
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
