@@ -237,6 +237,7 @@ impl Client {
 
     fn hello(&mut self) {
         self.control(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: self.config.name.clone(), token: self.config.token.clone() });
+        self.control(&ClientMsg::Codec { libopus: crate::codec::libopus_version().into() });
         self.control(&ClientMsg::Join { room: self.config.room.clone() });
     }
 
@@ -553,6 +554,7 @@ impl Client {
             ServerMsg::Error { code, text } => self.events.push_back(ClientEvent::Refused { code, text }),
             ServerMsg::ActiveTalkers { ids } => self.talkers = ids,
             ServerMsg::Report(r) => self.on_report(r),
+            ServerMsg::Codec { libopus } => self.uplink.set_dred(crate::protect::dred_compatible(&libopus)),
         }
         Ok(())
     }

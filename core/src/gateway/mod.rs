@@ -152,6 +152,8 @@ enum ConnState {
 struct Conn {
     reader: FrameReader,
     state: ConnState,
+    /// The client runs our libopus, so its uplink may carry DRED.
+    dred: bool,
 }
 
 pub struct Gateway {
@@ -198,7 +200,7 @@ impl Gateway {
     }
 
     pub fn handle_connect(&mut self, conn: ConnId) {
-        self.conns.insert(conn, Conn { reader: FrameReader::default(), state: ConnState::AwaitHello });
+        self.conns.insert(conn, Conn { reader: FrameReader::default(), state: ConnState::AwaitHello, dred: false });
     }
 
     /// Bytes read from the connection's control stream, split anywhere.
@@ -360,6 +362,7 @@ impl Gateway {
                 self.conns.get_mut(&conn).expect("present").state = ConnState::Greeted { name, token };
                 let welcome = ServerMsg::Welcome { version: PROTOCOL_VERSION, gateway: self.config.server_name.clone() };
                 self.send(conn, &welcome);
+                self.send(conn, &ServerMsg::Codec { libopus: crate::codec::libopus_version().into() });
             }
             (ConnState::Greeted { name, token }, ClientMsg::Join { room }) => {
                 let (name, token) = (name.clone(), token.clone());
@@ -378,6 +381,9 @@ impl Gateway {
                 self.host_action(now, conn, &room, id, action);
             }
             (ConnState::Joined { .. }, ClientMsg::Report(r)) => self.link_on_report(now, conn, &r),
+            (ConnState::Greeted { .. }, ClientMsg::Codec { libopus }) => {
+                self.conns.get_mut(&conn).expect("present").dred = crate::protect::dred_compatible(&libopus);
+            }
             (ConnState::Joined { room, id }, ClientMsg::Leave) => {
                 let (room, id) = (room.clone(), *id);
                 self.conns.get_mut(&conn).expect("present").state = ConnState::Closed;
@@ -443,7 +449,13 @@ impl Gateway {
         let id = room.next_id;
         let tier = cfg.default_tier.min(cfg.tiers.len().saturating_sub(1));
         let jitter = JitterConfig { initial_target: cfg.jitter_target, ..JitterConfig::adaptive() };
-        let uplink = match ReceiveStream::with_config(cfg.uplink_decoder_complexity, jitter) {
+        let dred = self.conns.get(&conn).is_some_and(|c| c.dred);
+        let uplink = match ReceiveStream::with_config(cfg.uplink_decoder_complexity, jitter).and_then(|mut s| {
+            if dred {
+                s.enable_dred()?;
+            }
+            Ok(s)
+        }) {
             Ok(s) => s,
             Err(e) => return self.codec_failure(conn, &room_name, e),
         };
@@ -505,5 +517,6 @@ fn message_name(m: &ClientMsg) -> &'static str {
         ClientMsg::RaiseHand { .. } => "RaiseHand",
         ClientMsg::Host(_) => "Host",
         ClientMsg::Report(_) => "Report",
+        ClientMsg::Codec { .. } => "Codec",
     }
 }

@@ -1,14 +1,16 @@
-//! Control messages, v1: one reliable bidirectional QUIC stream per connection
+//! Control messages, v2: one reliable bidirectional QUIC stream per connection
 //! carries frames of `varint length` + a postcard-encoded message. The client
 //! opens with [`ClientMsg::Hello`] carrying its protocol version; the gateway
 //! answers [`ServerMsg::Welcome`] or an [`ErrorCode::UnsupportedVersion`] error.
 //! New variants are only ever appended, so older peers fail cleanly on them.
+//! v2 added `Codec` both ways (libopus versions, so DRED is used only between
+//! identical builds): a v1 peer is refused by version before it could see one.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{varint, WireError};
 
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest control frame either side accepts (a 150-person roster is ~8 KiB).
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Longest participant name and room name, in bytes of UTF-8.
@@ -79,6 +81,9 @@ pub enum ClientMsg {
     RaiseHand { raised: bool },
     Host(HostAction),
     Report(ReceiverReport),
+    /// The sender's libopus version, after Hello: deep redundancy (DRED) is
+    /// an experimental extension, used only between identical builds.
+    Codec { libopus: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +136,8 @@ pub enum ServerMsg {
     Report(ReceiverReport),
     /// Who is being mixed right now (for speaking indicators), sent on change.
     ActiveTalkers { ids: Vec<ParticipantId> },
+    /// The gateway's libopus version, after Welcome (see `ClientMsg::Codec`).
+    Codec { libopus: String },
 }
 
 /// Encodes one message as a length-prefixed frame.
