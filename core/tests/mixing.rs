@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use lowband_core::client::{Client, ClientConfig, Transmit};
-use lowband_core::codec::{packet_samples, CHUNK};
+use lowband_core::codec::{packet_samples, Decoder, CHUNK, MAX_FRAME_SAMPLES};
 use lowband_core::gateway::{ConnId, Gateway, GatewayConfig, Output};
 use lowband_core::wire::audio::TICK_SAMPLES;
 use lowband_core::wire::control::FrameReader;
@@ -170,4 +170,42 @@ fn a_listener_changes_tier_and_starts_talking_mid_call_without_a_gap_or_overlap(
     assert_contiguous(&got[10..]);
     let markers: Vec<u64> = got.iter().filter(|(n, d)| *n > 30 && AudioPacket::decode(d).unwrap().header.marker).map(|(n, _)| *n).collect();
     assert!(markers.is_empty(), "the listener's stream restarted during the call at chunks {markers:?}");
+}
+
+/// Largest sample-to-sample step of `pcm[from..to]`.
+fn max_step(pcm: &[i16], from: usize, to: usize) -> i32 {
+    pcm[from..to.min(pcm.len())].windows(2).map(|w| (i32::from(w[1]) - i32::from(w[0])).abs()).max().unwrap_or(0)
+}
+
+#[test]
+fn a_talker_who_stops_goes_back_to_the_shared_mix_without_a_click() {
+    let mut call = Call::new(GatewayConfig::default(), 3);
+    // 2 talks throughout; 3 talks from chunk 100 to 200, then only listens again.
+    for n in 0..400 {
+        call.step(n, |c| match c {
+            2 => Some(tone(n, 300.0, 6000.0)),
+            3 if (100..200).contains(&n) => Some(tone(n, 520.0, 6000.0)),
+            _ => None,
+        });
+    }
+    // 3 had its own mix-minus while talking and shares listener 1's encode after.
+    let between = |c: ConnId, from: u64, to: u64| call.got[&c].iter().filter(|(n, _)| (from..to).contains(n)).map(|(n, d)| (*n, payload(d))).collect::<Vec<_>>();
+    assert_ne!(between(3, 150, 190), between(1, 150, 190), "3 never had its own mix-minus");
+    assert_eq!(between(3, 300, 400), between(1, 300, 400), "3 did not go back to the shared encode");
+    // What 3 hears, decoded as its client would, chunk number → first sample.
+    let mut decoder = Decoder::new(5).unwrap();
+    let mut pcm = Vec::new();
+    let mut at = std::collections::BTreeMap::new();
+    let mut buf = vec![0i16; MAX_FRAME_SAMPLES];
+    for (n, d) in &call.got[&3] {
+        at.entry(*n).or_insert(pcm.len());
+        let got = decoder.decode(AudioPacket::decode(d).unwrap().primary, &mut buf).unwrap();
+        pcm.extend_from_slice(&buf[..got]);
+    }
+    let sample = |n: u64| at.range(n..).next().map_or(pcm.len(), |(_, &s)| s);
+    let steady = max_step(&pcm, sample(40), sample(95));
+    // Back to the shared encode after the talker hangover (600 ms = 30 chunks).
+    let switch = max_step(&pcm, sample(200), sample(300));
+    println!("largest step: steady {steady}, around the switch back to the shared mix {switch}");
+    assert!(switch <= steady * 3 / 2, "a click going back to the shared mix: step {switch} against {steady} in steady state");
 }
