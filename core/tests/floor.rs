@@ -2,9 +2,11 @@
 //! host-muted talker out of every mix and out of the recording, even when the
 //! talker's client ignores the mute and keeps sending.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use lowband_core::client::{Client, ClientConfig, Transmit};
+use lowband_core::client::{Client, ClientConfig};
 use lowband_core::codec::CHUNK;
 use lowband_core::gateway::{Gateway, GatewayConfig, Output, Presence};
 use lowband_core::wire::Role;
@@ -29,14 +31,7 @@ struct Room {
 
 impl Room {
     fn pump(&mut self, now: Time) {
-        for (&conn, c) in &mut self.clients {
-            while let Some(t) = c.poll_transmit() {
-                match t {
-                    Transmit::Control(b) => self.gw.handle_control(now, conn, &b),
-                    Transmit::Datagram(d) => self.gw.handle_datagram(now, conn, &d),
-                }
-            }
-        }
+        common::deliver_to_gateway(&mut self.gw, &mut self.clients, now);
         while let Some(out) = self.gw.poll_output() {
             match out {
                 Output::Control { conn, data } if !self.deaf.contains(&conn) => self.clients.get_mut(&conn).unwrap().handle_control(&data).unwrap(),

@@ -2,9 +2,11 @@
 //! listeners who are not talking share one encode per tier, and a listener
 //! can change tier or start talking mid-call without a gap or an overlap.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use lowband_core::client::{Client, ClientConfig, Transmit};
+use lowband_core::client::{Client, ClientConfig};
 use lowband_core::codec::{packet_samples, Decoder, CHUNK, MAX_FRAME_SAMPLES};
 use lowband_core::gateway::{ConnId, Gateway, GatewayConfig, Output};
 use lowband_core::wire::audio::TICK_SAMPLES;
@@ -48,14 +50,7 @@ impl Call {
 
     fn pump(&mut self, n: u64) {
         let now = Time::from_millis(n * 20);
-        for (&conn, c) in &mut self.clients {
-            while let Some(t) = c.poll_transmit() {
-                match t {
-                    Transmit::Control(b) => self.gw.handle_control(now, conn, &b),
-                    Transmit::Datagram(d) => self.gw.handle_datagram(now, conn, &d),
-                }
-            }
-        }
+        common::deliver_to_gateway(&mut self.gw, &mut self.clients, now);
         while let Some(out) = self.gw.poll_output() {
             match out {
                 Output::Control { conn, data } => {
