@@ -341,6 +341,8 @@ pub async fn run_call_recording(
     let mut live = Some(Live::open(first, opts).await?);
     let mut config = ClientConfig::new(&opts.name, &opts.room);
     config.token = opts.token.clone();
+    // The recorder needs the gateway's word on each uplink packet.
+    config.arrival_feedback = recorder.is_some();
     let mut client = Client::new(config).map_err(|e| CallError::Audio(e.to_string()))?;
 
     let start = Instant::now();
@@ -521,6 +523,11 @@ pub async fn run_call_recording(
             // Away: audio is dropped (it would be stale); control waits for the rejoin.
             while client.poll_transmit().is_some() {}
         }
+        while let Some(a) = client.poll_arrivals() {
+            if let Some(r) = recorder.as_mut() {
+                r.recorder.on_up_arrivals(&a);
+            }
+        }
         while let Some(ev) = client.poll_event() {
             let line = describe(&ev, &client);
             info!("{line}");
@@ -546,7 +553,7 @@ pub async fn run_call_recording(
         a.abort();
     }
     if let Some(r) = recorder.as_mut() {
-        r.flush()?;
+        r.finish()?;
     }
     let mut wire = wire_before;
     if let Some(mut l) = live {
@@ -648,6 +655,16 @@ impl LinkLog {
     /// Called every tick (5 ms): buffered, so this is cheap and off the audio path.
     fn flush(&mut self) -> Result<(), CallError> {
         let text = self.recorder.take();
+        self.write(&text)
+    }
+
+    /// The call is over: uplink packets without feedback are written as unobserved.
+    fn finish(&mut self) -> Result<(), CallError> {
+        let text = self.recorder.finish();
+        self.write(&text)
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), CallError> {
         self.file
             .write_all(text.as_bytes())
             .and_then(|_| self.file.flush())

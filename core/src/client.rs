@@ -13,6 +13,7 @@ use crate::profile::Profile;
 use crate::jitter::JitterConfig;
 use crate::stream::{ChunkKind, ReceiveStats, ReceiveStream, SendStats, SendStream};
 use crate::time::Time;
+use crate::wire::arrivals::Arrivals;
 use crate::wire::control::{encode_frame, FrameReader, PROTOCOL_VERSION};
 use crate::wire::{ClientMsg, ErrorCode, HostAction, ParticipantId, ReceiverReport, Role, RosterEntry, RosterUpdate, ServerMsg, WireError};
 
@@ -28,6 +29,9 @@ pub struct ClientConfig {
     pub adapt: Option<AdaptConfig>,
     /// Start delay of the adaptive receive buffer (it adapts from there).
     pub jitter_target: Duration,
+    /// Ask the gateway for per-packet arrival feedback on the uplink (for the
+    /// link recorder; costs the downlink a byte or two per uplink packet).
+    pub arrival_feedback: bool,
 }
 
 impl ClientConfig {
@@ -41,6 +45,7 @@ impl ClientConfig {
             start_rung: 1,
             adapt: Some(AdaptConfig::default()),
             jitter_target: Duration::from_millis(80),
+            arrival_feedback: false,
         }
     }
 
@@ -190,7 +195,12 @@ pub struct Client {
     reconnecting: std::collections::BTreeSet<ParticipantId>,
     /// Set by [`Client::reconnect`] until the gateway answers the new join.
     rejoining: bool,
+    /// Arrival feedback not yet polled (bounded: the oldest go first).
+    arrivals: VecDeque<Arrivals>,
 }
+
+/// Arrival messages kept for a shell that polls late: about a minute.
+const MAX_ARRIVALS_QUEUED: usize = 64;
 
 impl Client {
     /// Queues Hello and Join: the first transmits are ready at once.
@@ -230,6 +240,7 @@ impl Client {
             down_bytes: 0,
             reconnecting: Default::default(),
             rejoining: false,
+            arrivals: VecDeque::new(),
         };
         c.hello();
         Ok(c)
@@ -238,6 +249,9 @@ impl Client {
     fn hello(&mut self) {
         self.control(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: self.config.name.clone(), token: self.config.token.clone() });
         self.control(&ClientMsg::Codec { libopus: crate::codec::libopus_version().into() });
+        if self.config.arrival_feedback {
+            self.control(&ClientMsg::WantArrivals);
+        }
         self.control(&ClientMsg::Join { room: self.config.room.clone() });
     }
 
@@ -555,6 +569,12 @@ impl Client {
             ServerMsg::ActiveTalkers { ids } => self.talkers = ids,
             ServerMsg::Report(r) => self.on_report(r),
             ServerMsg::Codec { libopus } => self.uplink.set_dred(crate::protect::dred_compatible(&libopus)),
+            ServerMsg::Arrivals(a) => {
+                if self.arrivals.len() == MAX_ARRIVALS_QUEUED {
+                    self.arrivals.pop_front();
+                }
+                self.arrivals.push_back(a);
+            }
         }
         Ok(())
     }
@@ -592,6 +612,11 @@ impl Client {
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()
+    }
+
+    /// The gateway's next per-packet feedback on the uplink (with `arrival_feedback`).
+    pub fn poll_arrivals(&mut self) -> Option<Arrivals> {
+        self.arrivals.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<ClientEvent> {

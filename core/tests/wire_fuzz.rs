@@ -43,6 +43,14 @@ fn valid_datagrams() -> Vec<Vec<u8>> {
     (0..20).filter_map(|_| s.push_chunk(&tone).unwrap()).collect()
 }
 
+fn arrivals() -> lowband_core::wire::arrivals::Arrivals {
+    let mut log = lowband_core::wire::arrivals::ArrivalLog::default();
+    for (seq, ms) in [(4u16, 100), (6, 180), (5, 300), (9, 310)] {
+        log.on_packet(Time::from_millis(ms), seq);
+    }
+    log.take().unwrap()
+}
+
 fn valid_frames() -> Vec<Vec<u8>> {
     let e = RosterEntry { id: 9, name: "Nurse Achieng".into(), role: Default::default(), muted: true, hand: None };
     vec![
@@ -50,6 +58,8 @@ fn valid_frames() -> Vec<Vec<u8>> {
         encode_frame(&ClientMsg::Join { room: "r".into() }),
         encode_frame(&ServerMsg::Joined { room: "r".into(), you: 2, roster: vec![e.clone(), e.clone()] }),
         encode_frame(&ServerMsg::Roster(RosterUpdate::Joined(e))),
+        encode_frame(&ClientMsg::WantArrivals),
+        encode_frame(&ServerMsg::Arrivals(arrivals())),
     ]
 }
 

@@ -96,7 +96,7 @@ impl LinkArgs {
                     tracing::warn!("uplink not replayed ({e}); it gets the delay only");
                 }
             }
-            desc.push(format!("recorded link {} ({} down packets)", p.display(), rec.down.len()));
+            desc.push(format!("recorded link {} ({} down, {} up packets)", p.display(), rec.down.len(), rec.up.len()));
         }
         let outages = self
             .outage

@@ -346,7 +346,8 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         .unwrap_or(Time::ZERO);
     for (k, (name, link)) in spec.names.iter().zip(&spec.links).enumerate() {
         let path = out.join(format!("{name}-heard.wav"));
-        let mut client = Client::new(ClientConfig { name: name.clone(), ..client_config.clone() }).context("client codec")?;
+        // Arrival feedback fills the uplink side of each client's link record.
+        let mut client = Client::new(ClientConfig { name: name.clone(), arrival_feedback: true, ..client_config.clone() }).context("client codec")?;
         let mut ctrl_up = VecDeque::new();
         while let Some(t) = client.poll_transmit() {
             if let Transmit::Control(c) = t {
@@ -427,6 +428,9 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             while n.ctrl_down.front().is_some_and(|c| c.0 <= now) {
                 let (_, c) = n.ctrl_down.pop_front().expect("front");
                 n.client.handle_control(&c).map_err(|e| anyhow::anyhow!("client {k}: {e}"))?;
+            }
+            while let Some(a) = n.client.poll_arrivals() {
+                n.record.on_up_arrivals(&a);
             }
         }
         if gateway.poll_timeout().is_some_and(|t| t <= now) {
@@ -523,7 +527,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         n.heard.finalize()?;
         let mut record = n.record;
         let path = out.join(format!("{name}-link.csv"));
-        std::fs::write(&path, record.take()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, record.finish()).with_context(|| format!("writing {}", path.display()))?;
     }
     let cpu_seconds = process_cpu_seconds() - cpu;
     Ok(SimOutcome { series, totals, heard: heard_paths, wall_seconds: wall.elapsed().as_secs_f64(), cpu_seconds })

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::adapt::{AdaptConfig, Decision, PathSignal, RateAdapter};
 use crate::feedback::{PathStats, ReportBuilder, REPORT_INTERVAL};
 use crate::time::Time;
+use crate::wire::arrivals::ArrivalLog;
 use crate::wire::{AudioHeader, ReceiverReport, ServerMsg};
 
 use super::{ConnId, ConnState, Gateway, Output};
@@ -25,6 +26,8 @@ pub(super) struct SeatLink {
     pub(super) path: Option<PathStats>,
     /// Last datagram or report from this connection.
     pub(super) last_heard: Time,
+    /// Per-packet arrivals, for a client that asked (its link recorder).
+    pub(super) arrivals: Option<ArrivalLog>,
 }
 
 /// Links of all connections, by connection.
@@ -36,7 +39,7 @@ pub(super) struct Links {
 
 impl SeatLink {
     pub(super) fn new(rungs: usize, start: usize) -> Self {
-        SeatLink { feedback: ReportBuilder::default(), adapter: RateAdapter::new(AdaptConfig::default(), rungs, start), rung: start, paused: false, path: None, last_heard: Time::ZERO }
+        SeatLink { feedback: ReportBuilder::default(), adapter: RateAdapter::new(AdaptConfig::default(), rungs, start), rung: start, paused: false, path: None, last_heard: Time::ZERO, arrivals: None }
     }
 }
 
@@ -60,6 +63,16 @@ impl Gateway {
         if let Some(l) = self.links.by_conn.get_mut(&conn) {
             l.feedback.on_packet(now, h);
             l.last_heard = now;
+            if let Some(a) = l.arrivals.as_mut().and_then(|log| log.on_packet(now, h.seq)) {
+                self.out.push_back(Output::Control { conn, data: crate::wire::control::encode_frame(&ServerMsg::Arrivals(a)) });
+            }
+        }
+    }
+
+    /// Start logging this connection's uplink arrivals (once joined).
+    pub(super) fn link_want_arrivals(&mut self, conn: ConnId) {
+        if let Some(l) = self.links.by_conn.get_mut(&conn) {
+            l.arrivals.get_or_insert_with(ArrivalLog::default);
         }
     }
 
@@ -109,6 +122,9 @@ impl Gateway {
         for (&conn, l) in self.links.by_conn.iter_mut() {
             let Some(ConnState::Joined { room, id }) = self.conns.get(&conn).map(|c| &c.state) else { continue };
             let Some(p) = self.rooms.get(room).and_then(|r| r.participants.get(id)) else { continue };
+            if let Some(a) = l.arrivals.as_mut().and_then(ArrivalLog::take) {
+                self.out.push_back(Output::Control { conn, data: crate::wire::control::encode_frame(&ServerMsg::Arrivals(a)) });
+            }
             if let Some(r) = l.feedback.take(now, &p.uplink.stats().jitter) {
                 self.out.push_back(Output::Control { conn, data: crate::wire::control::encode_frame(&ServerMsg::Report(r)) });
             }

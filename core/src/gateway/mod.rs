@@ -23,7 +23,7 @@ use crate::profile::Profile;
 use crate::stream::ReceiveStream;
 use crate::time::Time;
 use crate::token::{self, TokenError};
-use crate::wire::control::{encode_frame, is_valid_name, FrameReader, PROTOCOL_VERSION};
+use crate::wire::control::{encode_frame, is_valid_name, FrameReader, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use crate::wire::{ClientMsg, ErrorCode, ParticipantId, Role, RosterEntry, RosterUpdate, ServerMsg};
 
 /// The shell's handle for one connection.
@@ -154,6 +154,8 @@ struct Conn {
     state: ConnState,
     /// The client runs our libopus, so its uplink may carry DRED.
     dred: bool,
+    /// The client asked for per-packet arrival feedback on its uplink.
+    arrivals: bool,
 }
 
 pub struct Gateway {
@@ -200,7 +202,7 @@ impl Gateway {
     }
 
     pub fn handle_connect(&mut self, conn: ConnId) {
-        self.conns.insert(conn, Conn { reader: FrameReader::default(), state: ConnState::AwaitHello, dred: false });
+        self.conns.insert(conn, Conn { reader: FrameReader::default(), state: ConnState::AwaitHello, dred: false, arrivals: false });
     }
 
     /// Bytes read from the connection's control stream, split anywhere.
@@ -352,8 +354,8 @@ impl Gateway {
         let state = &self.conns[&conn].state;
         match (state, msg) {
             (ConnState::AwaitHello, ClientMsg::Hello { version, name, token }) => {
-                if version != PROTOCOL_VERSION {
-                    let text = format!("gateway speaks protocol {PROTOCOL_VERSION}, client {version}: update the client");
+                if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
+                    let text = format!("gateway speaks protocol {MIN_PROTOCOL_VERSION}-{PROTOCOL_VERSION}, client {version}: update the client");
                     return self.refuse(conn, ErrorCode::UnsupportedVersion, &text);
                 }
                 if !is_valid_name(&name) {
@@ -383,6 +385,10 @@ impl Gateway {
             (ConnState::Joined { .. }, ClientMsg::Report(r)) => self.link_on_report(now, conn, &r),
             (ConnState::Greeted { .. }, ClientMsg::Codec { libopus }) => {
                 self.conns.get_mut(&conn).expect("present").dred = crate::protect::dred_compatible(&libopus);
+            }
+            (ConnState::Greeted { .. } | ConnState::Joined { .. }, ClientMsg::WantArrivals) => {
+                self.conns.get_mut(&conn).expect("present").arrivals = true;
+                self.link_want_arrivals(conn);
             }
             (ConnState::Joined { room, id }, ClientMsg::Leave) => {
                 let (room, id) = (room.clone(), *id);
@@ -463,6 +469,9 @@ impl Gateway {
         if cfg.adapt_downlink {
             let mut l = link::SeatLink::new(cfg.tiers.len(), start_rung);
             l.last_heard = now;
+            if self.conns.get(&conn).is_some_and(|c| c.arrivals) {
+                l.arrivals = Some(Default::default());
+            }
             self.links.by_conn.insert(conn, l);
         }
         let entry = RosterEntry { id, name, role, muted: false, hand: None };
@@ -518,5 +527,6 @@ fn message_name(m: &ClientMsg) -> &'static str {
         ClientMsg::Host(_) => "Host",
         ClientMsg::Report(_) => "Report",
         ClientMsg::Codec { .. } => "Codec",
+        ClientMsg::WantArrivals => "WantArrivals",
     }
 }

@@ -6,24 +6,27 @@
 //! dir,seq,media_us,sent_us,arrived_us,size
 //! down,41,102500,,2034511,61      arrived at the client 2.034511 s into the call
 //! down,42,,,,                     never arrived (a gap in the gateway's sequence numbers)
-//! up,17,42500,2010002,,84         sent; arrival unknown without gateway feedback
+//! up,17,42500,2010002,7731250,84  sent; the gateway says it arrived at 7.731250 s (its clock)
+//! up,18,62500,2030002,,84         sent; the gateway says it never arrived
+//! up,19,82500,2050001,?,84        sent; no feedback covered it (end of call, old gateway)
 //! ```
 //!
 //! `media_us` is the sender's media clock (the packet's timestamp), `sent_us`
-//! and `arrived_us` are the client's clock, `size` the datagram bytes (lowband
-//! header + Opus, without QUIC/UDP/IP). Down lines are fully observed: arrival
-//! time, size, and loss from sequence gaps. Up lines know only send time and
-//! size: the gateway's per-packet fate is not sent back (its periodic
-//! `ReceiverReport` carries counts, not packets), so an uplink replay needs
-//! explicit `arrived_us`/loss filled in by the tester, else it is refused.
+//! the client's clock, `size` the datagram bytes (lowband header + Opus,
+//! without QUIC/UDP/IP). Down lines are written on arrival, in the client's
+//! clock, with loss from sequence gaps. Up lines are written when the
+//! gateway's per-packet feedback ([`crate::wire::arrivals`]) covers them:
+//! their `arrived_us` is the gateway's clock (the two clocks differ by an
+//! unknown constant, which replay removes). `?` = unobserved, left out of replay.
 //!
 //! Replay: packet i pushed into the link gets recorded fate i (looping):
 //! lost, or delayed by its recorded relative one-way delay
-//! `(arrived − media) − min(arrived − media)` plus a base delay the tester
-//! chooses (the clocks of the two ends are not synchronised, so the absolute
-//! one-way delay is not observable; half the RTT is a good base).
+//! `(arrived − sent) − min(arrived − sent)` (the media clock when the send
+//! time is unknown) plus a base delay the tester chooses (the clocks of the
+//! two ends are not synchronised, so the absolute one-way delay is not
+//! observable; half the RTT is a good base).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use super::model::RecordedFates;
 use crate::jitter::Unwrapper;
 use crate::time::Time;
+use crate::wire::arrivals::Arrivals;
 use crate::wire::audio::TICK_US;
 
 pub const HEADER: &str = "dir,seq,media_us,sent_us,arrived_us,size";
@@ -60,7 +64,21 @@ pub struct LinkRecorder {
     up_seq: Unwrapper,
     highest_down: Option<i64>,
     started: bool,
+    /// Sent, waiting for the gateway's feedback, in send order.
+    pending_up: VecDeque<PendingUp>,
 }
+
+#[derive(Debug)]
+struct PendingUp {
+    seq: i64,
+    media: i64,
+    sent: Time,
+    size: usize,
+}
+
+/// An uplink packet no feedback covered for this long is written as unobserved
+/// (feedback comes once a second; a stalled control stream can hold it longer).
+const FEEDBACK_WAIT: Duration = Duration::from_secs(30);
 
 impl LinkRecorder {
     pub fn new() -> Self {
@@ -70,7 +88,7 @@ impl LinkRecorder {
     fn header(&mut self) {
         if !self.started {
             self.started = true;
-            self.text.push_str("# lowband link record v1: one line per audio packet; see core/src/link/record.rs\n");
+            self.text.push_str("# lowband link record v2: one line per audio packet; see core/src/link/record.rs\n");
             self.text.push_str(HEADER);
             self.text.push('\n');
         }
@@ -90,17 +108,44 @@ impl LinkRecorder {
         let _ = writeln!(self.text, "down,{s},{media},,{},{size}", arrived.as_micros());
     }
 
-    /// The client sent an audio datagram.
+    /// The client sent an audio datagram; its line waits for the gateway's feedback.
     pub fn on_up(&mut self, sent: Time, seq: u16, ts: u16, size: usize) {
         self.header();
-        let s = self.up_seq.extend(seq);
+        let seq = self.up_seq.extend(seq);
         let media = self.up_ts.extend(ts) * TICK_US as i64;
-        let _ = writeln!(self.text, "up,{s},{media},{},,{size}", sent.as_micros());
+        self.pending_up.push_back(PendingUp { seq, media, sent, size });
+        while self.pending_up.front().is_some_and(|p| sent.saturating_since(p.sent) > FEEDBACK_WAIT) {
+            let p = self.pending_up.pop_front().expect("checked");
+            self.write_up(&p, "?");
+        }
+    }
+
+    /// The gateway's feedback on uplink packets: their lines are written now.
+    pub fn on_up_arrivals(&mut self, a: &Arrivals) {
+        for (seq, at) in a.packets() {
+            // Pending packets are few (about a second's worth): a scan is cheap.
+            let Some(i) = self.pending_up.iter().position(|p| p.seq as u16 == seq) else { continue };
+            let p = self.pending_up.remove(i).expect("found");
+            let arrived = at.map_or(String::new(), |t| t.as_micros().to_string());
+            self.write_up(&p, &arrived);
+        }
+    }
+
+    fn write_up(&mut self, p: &PendingUp, arrived: &str) {
+        let _ = writeln!(self.text, "up,{},{},{},{arrived},{}", p.seq, p.media, p.sent.as_micros(), p.size);
     }
 
     /// Text recorded since the last call.
     pub fn take(&mut self) -> String {
         std::mem::take(&mut self.text)
+    }
+
+    /// The call ended: uplink packets still without feedback are written as unobserved.
+    pub fn finish(&mut self) -> String {
+        while let Some(p) = self.pending_up.pop_front() {
+            self.write_up(&p, "?");
+        }
+        self.take()
     }
 }
 
@@ -110,6 +155,8 @@ pub struct RecordedPacket {
     pub sent_us: Option<u64>,
     pub arrived_us: Option<u64>,
     pub size: Option<usize>,
+    /// False for `?`: nobody saw whether it arrived.
+    pub observed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,7 +165,7 @@ pub enum RecordError {
     Malformed(usize),
     #[error("the record has no {0} packets")]
     Empty(&'static str),
-    #[error("the record's uplink has no arrival times (the gateway does not report per-packet fates); fill arrived_us or replay the downlink")]
+    #[error("no uplink packet in the record was observed (the gateway sent no arrival feedback: record with a v3 gateway, or replay the downlink)")]
     NoUplinkFeedback,
 }
 
@@ -132,6 +179,8 @@ pub struct RecordedLink {
 impl RecordedLink {
     pub fn parse(text: &str) -> Result<Self, RecordError> {
         let mut rec = RecordedLink::default();
+        // v1 wrote up lines at send time: an empty arrival there means unobserved, not lost.
+        let v1 = text.lines().next().is_some_and(|l| l.starts_with("# lowband link record v1"));
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') || line == HEADER {
@@ -150,11 +199,13 @@ impl RecordedLink {
                 }
             }
             let seq: i64 = f[1].trim().parse().map_err(|_| bad())?;
+            let observed = f[4].trim() != "?" && !(v1 && f[0].trim() == "up");
             let p = RecordedPacket {
                 media_us: opt(f[2]).map_err(|_| bad())?,
                 sent_us: opt(f[3]).map_err(|_| bad())?,
-                arrived_us: opt(f[4]).map_err(|_| bad())?,
+                arrived_us: if observed { opt(f[4]).map_err(|_| bad())? } else { None },
                 size: opt(f[5]).map_err(|_| bad())?,
+                observed,
             };
             let map = match f[0].trim() {
                 "up" => &mut rec.up,
@@ -169,33 +220,32 @@ impl RecordedLink {
         Ok(rec)
     }
 
-    /// The loss pattern of one direction, in sequence order (true = lost).
+    /// The loss pattern of one direction's observed packets, in sequence order (true = lost).
     pub fn loss_pattern(&self, dir: Dir) -> Vec<bool> {
-        self.packets(dir).values().map(|p| p.arrived_us.is_none()).collect()
+        self.observed(dir).map(|p| p.arrived_us.is_none()).collect()
     }
 
-    fn packets(&self, dir: Dir) -> &BTreeMap<i64, RecordedPacket> {
-        match dir {
+    fn observed(&self, dir: Dir) -> impl Iterator<Item = &RecordedPacket> {
+        let packets = match dir {
             Dir::Up => &self.up,
             Dir::Down => &self.down,
-        }
+        };
+        packets.values().filter(|p| p.observed)
     }
 
     /// Per-packet fates for [`super::model::LinkConfig::recorded`].
     pub fn fates(&self, dir: Dir, base_delay: Duration) -> Result<RecordedFates, RecordError> {
-        let packets = self.packets(dir);
+        let packets: Vec<&RecordedPacket> = self.observed(dir).collect();
         if packets.is_empty() {
-            return Err(RecordError::Empty(dir.name()));
-        }
-        if dir == Dir::Up && packets.values().all(|p| p.arrived_us.is_none()) {
-            return Err(RecordError::NoUplinkFeedback);
+            let any_up = dir == Dir::Up && !self.up.is_empty();
+            return Err(if any_up { RecordError::NoUplinkFeedback } else { RecordError::Empty(dir.name()) });
         }
         // Relative one-way delay needs a sender clock: the send time if known, else the media clock.
         let origin = |p: &RecordedPacket| p.sent_us.map(|s| s as i64).or(p.media_us);
         let rel = |p: &RecordedPacket| -> Option<i64> { Some(p.arrived_us? as i64 - origin(p)?) };
-        let min = packets.values().filter_map(rel).min().unwrap_or(0);
+        let min = packets.iter().copied().filter_map(rel).min().unwrap_or(0);
         let fates = packets
-            .values()
+            .iter()
             .map(|p| {
                 p.arrived_us.map(|_| base_delay + Duration::from_micros(rel(p).map_or(0, |r| (r - min) as u64)))
             })
@@ -236,7 +286,7 @@ mod tests {
         assert_eq!(RecordedLink::parse("down,1,,").unwrap_err(), RecordError::Malformed(1));
         let mut r = LinkRecorder::new();
         r.on_up(Time::from_millis(1), 0, 0, 80);
-        let rec = RecordedLink::parse(&r.take()).unwrap();
+        let rec = RecordedLink::parse(&r.finish()).unwrap();
         assert_eq!(rec.fates(Dir::Up, Duration::ZERO).unwrap_err(), RecordError::NoUplinkFeedback);
         assert_eq!(rec.fates(Dir::Down, Duration::ZERO).unwrap_err(), RecordError::Empty("down"));
     }

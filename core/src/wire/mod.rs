@@ -1,7 +1,8 @@
-//! Wire protocol v2: audio in QUIC DATAGRAMs ([`audio`]), control on one
+//! Wire protocol v3: audio in QUIC DATAGRAMs ([`audio`]), control on one
 //! reliable stream ([`control`]). Every decoder is total: bad input is an
 //! error, never a panic (see `tests/wire_fuzz.rs`).
 
+pub mod arrivals;
 pub mod audio;
 pub mod control;
 pub mod varint;
