@@ -9,7 +9,15 @@
 //!   queue bounded in packets holds several of them per slot;
 //! - ACKs every 4th ack-eliciting packet or after 100 ms (ACK frequency),
 //!   riding in a packet going the other way or in a packet of their own;
-//! - probe timeouts, which restart sending after a stall.
+//! - probe timeouts, which restart sending after a stall;
+//! - lowband's write-off (quic/src/congestion.rs): once no ACK has come for
+//!   max(2 × RTT + 200 ms, 1 s), the next packet sent (a probe, in a stall)
+//!   makes what went out since the last ACK stop counting against the
+//!   window, so audio keeps flowing into a stalled link at its own rate;
+//! - persistent congestion (RFC 9002 §7.6): Cubic drops to its minimum;
+//! - the control stream: its frames share packets, window and link with
+//!   the audio (so reports are RTT samples while a client is silent), are
+//!   never dropped, and go again when their packet is declared lost.
 //!
 //! Left out: pacing, retransmission (datagrams are never retransmitted),
 //! Cubic's growth (audio is application-limited, so it does not grow).
@@ -17,6 +25,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use lowband_core::feedback::PathStats;
 use lowband_core::link::{Link, LinkConfig};
 use lowband_core::Time;
 
@@ -27,6 +36,8 @@ pub const PACKET_UP: usize = 28 + 1 + 8 + 1 + 16;
 pub const PACKET_DOWN: usize = 28 + 1 + 1 + 16;
 /// DATAGRAM frame type and length.
 pub const DATAGRAM_FRAME: usize = 2;
+/// STREAM frame type, stream id, offset and length.
+pub const STREAM_FRAME: usize = 5;
 /// An ACK frame (with ACK-frequency's few ranges).
 pub const ACK_FRAME: usize = 6;
 const IP_UDP: usize = 28;
@@ -37,6 +48,8 @@ const SEND_BUFFER: usize = 4 * 1024;
 /// Cubic's initial window (RFC 9002) and its minimum of two packets.
 const INITIAL_WINDOW: usize = 14_720;
 const MIN_WINDOW: usize = 2 * MTU;
+/// quic/src/congestion.rs: most of a silent path's bytes written off.
+const MAX_WRITTEN_OFF: usize = 64 * 1024;
 /// quic/src/tuning.rs: the media floor is sized to 48 kbit/s.
 const MEDIA_BYTES_PER_SEC: f64 = 48_000.0 / 8.0;
 /// quic/src/congestion.rs: RTT slack added to the floor's span.
@@ -153,7 +166,12 @@ struct Flight {
     sent: Time,
     bytes: usize,
     lost: bool,
+    /// Control frames it carried, sent again if it is declared lost.
+    control: Vec<Control>,
 }
+
+/// A control-stream frame and its place in the stream.
+pub type Control = (u64, Vec<u8>);
 
 /// One end's sending side of one connection.
 pub struct Sender {
@@ -162,6 +180,9 @@ pub struct Sender {
     /// Datagrams waiting for the window, with when they were handed to quinn.
     buffer: VecDeque<(Vec<u8>, Time)>,
     buffered: usize,
+    /// Control-stream frames waiting (in stream order), and the next frame's index.
+    control: VecDeque<Control>,
+    next_control: u64,
     flight: VecDeque<Flight>,
     in_flight: usize,
     srtt: Option<(Duration, Duration)>,
@@ -170,15 +191,23 @@ pub struct Sender {
     cubic: usize,
     recovery_start: Option<Time>,
     last_eliciting: Time,
+    /// Last ACK (or the first send), bytes sent since, and whether they are written off.
+    last_ack: Option<Time>,
+    unacked: usize,
+    stale: bool,
     pto_count: u32,
     next_pn: u64,
     /// Datagrams dropped from the full send buffer.
     pub dropped: u64,
+    /// Packets sent, and declared lost (once an ACK settles them).
+    sent_packets: u64,
+    lost_packets: u64,
 }
 
 /// A packet ready for the link: datagrams (with when each was queued) and its size on the wire.
 pub struct Packet {
     pub datagrams: Vec<(Vec<u8>, Time)>,
+    pub control: Vec<Control>,
     pub size: usize,
 }
 
@@ -188,15 +217,22 @@ impl Sender {
             overhead,
             buffer: VecDeque::new(),
             buffered: 0,
+            control: VecDeque::new(),
+            next_control: 0,
             flight: VecDeque::new(),
             in_flight: 0,
             srtt: None,
             cubic: INITIAL_WINDOW,
             recovery_start: None,
             last_eliciting: Time::ZERO,
+            last_ack: None,
+            unacked: 0,
+            stale: false,
             pto_count: 0,
             next_pn: 0,
             dropped: 0,
+            sent_packets: 0,
+            lost_packets: 0,
         }
     }
 
@@ -206,15 +242,32 @@ impl Sender {
         self.next_pn - 1
     }
 
+    /// The handshake's round trip: quinn's first RTT sample, before any ACK of audio.
+    pub fn seed_rtt(&mut self, rtt: Duration) {
+        self.srtt.get_or_insert((rtt, rtt / 2));
+    }
+
+    /// What `lowband_quic::path_stats` reads from quinn: the adapters' path signal.
+    pub fn path(&self) -> PathStats {
+        PathStats { rtt: self.srtt(), cwnd: self.window() as u64, sent_packets: self.sent_packets, lost_packets: self.lost_packets }
+    }
+
     /// quinn's smoothed RTT (the initial 600 ms before any sample).
     pub fn srtt(&self) -> Duration {
         self.srtt.map_or(INITIAL_RTT, |s| s.0)
     }
 
-    /// Cubic's window with lowband's floor: rate × (RTT + slack) × 2.
+    /// Cubic's window with lowband's floor: rate × (RTT + slack) × 2, plus
+    /// what a silent path swallowed once it is written off.
     pub fn window(&self) -> usize {
         let floor = (MEDIA_BYTES_PER_SEC * (self.srtt() + FLOOR_SLACK).as_secs_f64() * 2.0) as usize;
-        self.cubic.max(floor).max(MIN_WINDOW)
+        let written_off = if self.stale { self.unacked.min(MAX_WRITTEN_OFF) } else { 0 };
+        self.cubic.max(floor).max(MIN_WINDOW) + written_off
+    }
+
+    /// quic/src/congestion.rs `stale_after`.
+    fn stale_after(&self) -> Duration {
+        (self.srtt() * 2 + FLOOR_SLACK).max(Duration::from_secs(1))
     }
 
     /// quinn's `send_datagram`: queue, dropping the oldest when the buffer is full.
@@ -232,9 +285,19 @@ impl Sender {
         dropped
     }
 
+    /// A control-stream write: reliable, so it waits for the window, never dropped.
+    pub fn queue_control(&mut self, data: Vec<u8>) {
+        self.control.push_back((self.next_control, data));
+        self.next_control += 1;
+    }
+
     fn pto(&self) -> Duration {
+        self.pto_base() * 2u32.pow(self.pto_count.min(6))
+    }
+
+    fn pto_base(&self) -> Duration {
         let (srtt, var) = self.srtt.unwrap_or((INITIAL_RTT, INITIAL_RTT / 2));
-        (srtt + (var * 4).max(Duration::from_millis(1)) + MAX_ACK_DELAY) * 2u32.pow(self.pto_count.min(6))
+        srtt + (var * 4).max(Duration::from_millis(1)) + MAX_ACK_DELAY
     }
 
     /// When a probe timeout fires: packets are in flight and nothing was acknowledged.
@@ -247,14 +310,26 @@ impl Sender {
     /// (waiting datagrams or a PING) when the probe timer has fired.
     pub fn poll_packet(&mut self, now: Time) -> Option<Packet> {
         let probe = self.timeout().is_some_and(|t| t <= now);
-        if self.buffer.is_empty() && !probe {
+        if self.buffer.is_empty() && self.control.is_empty() && !probe {
             return None;
         }
         let mut size = self.overhead;
+        let mut control = Vec::new();
+        while let Some((_, c)) = self.control.front() {
+            let add = c.len() + STREAM_FRAME;
+            if !control.is_empty() && size + add > MTU + IP_UDP {
+                break;
+            }
+            if !probe && self.in_flight + size + add - IP_UDP > self.window() {
+                break;
+            }
+            size += add;
+            control.push(self.control.pop_front().expect("front exists"));
+        }
         let mut datagrams = Vec::new();
         while let Some((d, _)) = self.buffer.front() {
             let add = d.len() + DATAGRAM_FRAME;
-            if !datagrams.is_empty() && size + add > MTU + IP_UDP {
+            if (!datagrams.is_empty() || !control.is_empty()) && size + add > MTU + IP_UDP {
                 break;
             }
             // quinn counts UDP payload bytes against the window, not IP/UDP headers.
@@ -266,7 +341,7 @@ impl Sender {
             self.buffered -= d.len();
             datagrams.push((d, at));
         }
-        if datagrams.is_empty() {
+        if datagrams.is_empty() && control.is_empty() {
             if !probe {
                 return None;
             }
@@ -275,29 +350,56 @@ impl Sender {
         if probe {
             self.pto_count += 1;
         }
-        Some(Packet { datagrams, size })
+        Some(Packet { datagrams, control, size })
     }
 
     /// The packet went on the link (`lost`: the link will never deliver it).
-    pub fn on_sent(&mut self, now: Time, size: usize, lost: bool) {
+    pub fn on_sent(&mut self, now: Time, size: usize, lost: bool, control: Vec<Control>) {
         let bytes = size.saturating_sub(IP_UDP);
-        self.flight.push_back(Flight { sent: now, bytes, lost });
+        self.flight.push_back(Flight { sent: now, bytes, lost, control });
+        self.sent_packets += 1;
         self.in_flight += bytes;
         self.last_eliciting = now;
+        // As MediaFloor::on_sent: staleness is judged when something is sent.
+        self.unacked += bytes;
+        let last_ack = *self.last_ack.get_or_insert(now);
+        self.stale = now.saturating_since(last_ack) >= self.stale_after();
     }
 
     /// An ACK arrived: everything sent up to the packet it acknowledges is
     /// settled (delivered, or declared lost as older than an acknowledged
     /// packet). Returns the RTT sample.
     pub fn on_ack(&mut self, now: Time, ack: Ack) -> Duration {
+        // Persistent congestion: lost packets, none delivered between, spanning 3 PTOs.
+        let persistent = self.srtt.map(|_| self.pto_base() * 3);
+        let mut lost_run: Option<(Time, Time)> = None;
+        let mut resend = Vec::new();
         while self.flight.front().is_some_and(|f| f.sent <= ack.largest_sent) {
             let f = self.flight.pop_front().expect("front exists");
             self.in_flight -= f.bytes;
-            if f.lost && self.recovery_start.is_none_or(|r| f.sent > r) {
-                self.cubic = (self.cubic * 7 / 10).max(MIN_WINDOW);
-                self.recovery_start = Some(now);
+            if f.lost {
+                self.lost_packets += 1;
+                resend.extend(f.control);
+                let run = lost_run.get_or_insert((f.sent, f.sent));
+                run.1 = f.sent;
+                if persistent.is_some_and(|p| run.1 - run.0 >= p) {
+                    self.cubic = MIN_WINDOW;
+                }
+                if self.recovery_start.is_none_or(|r| f.sent > r) {
+                    self.cubic = (self.cubic * 7 / 10).max(MIN_WINDOW);
+                    self.recovery_start = Some(now);
+                }
+            } else {
+                lost_run = None;
             }
         }
+        // Lost control frames go again first, in stream order.
+        for c in resend.into_iter().rev() {
+            self.control.push_front(c);
+        }
+        self.last_ack = Some(now);
+        self.unacked = 0;
+        self.stale = false;
         self.pto_count = 0;
         let rtt = (now - ack.largest_sent).saturating_sub(ack.delay);
         self.srtt = Some(match self.srtt {
@@ -325,7 +427,7 @@ mod tests {
             s.queue(t, vec![0; 100]);
             while let Some(p) = s.poll_packet(t) {
                 assert_eq!(p.datagrams.len(), 1, "one datagram per packet while the window is open");
-                s.on_sent(t, p.size, false);
+                s.on_sent(t, p.size, false, p.control);
                 sent += 1;
             }
             if s.timeout().is_some_and(|to| to <= t + Duration::from_millis(40)) {
@@ -351,6 +453,26 @@ mod tests {
         let down = LinkConfig::trace(MahimahiTrace::parse("50\n1000\n").unwrap(), Duration::from_millis(100));
         // Up: the 600 ms opportunity, +100 ms; down: the next one after 700 ms is at 1000, +100 ms.
         assert_eq!(handshake_done(&up, &down, (1, 2)), Time::from_millis(1100));
+    }
+
+    #[test]
+    fn control_frames_in_a_lost_packet_go_again_and_are_never_dropped() {
+        let mut s = Sender::new(PACKET_UP);
+        s.queue_control(vec![1; 30]);
+        for i in 0..60 {
+            s.queue(Time::from_millis(i), vec![0; 100]);
+        }
+        let p = s.poll_packet(Time::ZERO).expect("window open");
+        assert_eq!(p.control.len(), 1, "control survives a full send buffer and goes first");
+        s.on_sent(Time::ZERO, p.size, true, p.control);
+        s.queue_control(vec![2; 30]);
+        // The next packet is delivered and acknowledged: the first is declared lost.
+        let q = s.poll_packet(Time::from_millis(10)).unwrap();
+        assert_eq!(q.control[0].0, 1);
+        s.on_sent(Time::from_millis(10), q.size, false, q.control);
+        s.on_ack(Time::from_millis(500), Ack { largest_sent: Time::from_millis(10), delay: Duration::ZERO });
+        let r = s.poll_packet(Time::from_millis(500)).unwrap();
+        assert_eq!(r.control.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0], "the lost frame, again");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! packet) and probe timeouts. RTT is what those ACKs measure, as QUIC's
 //! estimator does.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ use lowband_core::Time;
 use serde::Serialize;
 
 use crate::linkargs::LinkPair;
-use crate::quic_model::{Ack, AckState, Sender, ACK_FRAME, DATAGRAM_FRAME, PACKET_DOWN, PACKET_UP};
+use crate::quic_model::{Ack, AckState, Sender, ACK_FRAME, DATAGRAM_FRAME, PACKET_DOWN, PACKET_UP, Control};
 
 /// IPv4 bytes around each uplink audio datagram: IP + UDP (28), QUIC short
 /// header flags (1), the gateway's 8-byte connection id, packet number (1),
@@ -151,6 +151,8 @@ struct Pkt {
     /// Audio datagrams (coalesced), each with when it was handed to QUIC;
     /// none in an ACK-only packet or a probe.
     datagrams: Vec<(Vec<u8>, Time)>,
+    /// Control-stream frames it carries.
+    control: Vec<Control>,
     ack: Option<Ack>,
     sent: Time,
     /// Not an ACK-only packet: the other end acknowledges it.
@@ -185,8 +187,9 @@ struct Node {
     client: Client,
     up: Link<Pkt>,
     down: Link<Pkt>,
-    ctrl_up: VecDeque<(Time, Vec<u8>)>,
-    ctrl_down: VecDeque<(Time, Vec<u8>)>,
+    /// Control frames that arrived ahead of a lost one, by stream index, and the next due.
+    ctrl_up: (BTreeMap<u64, Vec<u8>>, u64),
+    ctrl_down: (BTreeMap<u64, Vec<u8>>, u64),
     turns: Vec<Turn>,
     heard: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
     acc: Acc,
@@ -220,9 +223,10 @@ impl Node {
                 let size = p.size + if ack.is_some() { ACK_FRAME } else { 0 };
                 let count = p.datagrams.len() as u64;
                 let pn = if up { self.up_tx.take_pn() } else { self.down_tx.take_pn() };
-                let lost = self.push(up, now, Pkt { datagrams: p.datagrams, ack, sent: now, eliciting: true, pn }, size);
+                let control = p.control.clone();
+                let lost = self.push(up, now, Pkt { datagrams: p.datagrams, control: p.control, ack, sent: now, eliciting: true, pn }, size);
                 let (tx, acc) = if up { (&mut self.up_tx, &mut self.acc.up_audio) } else { (&mut self.down_tx, &mut self.acc.down_audio) };
-                tx.on_sent(now, size, lost);
+                tx.on_sent(now, size, lost, control);
                 if lost {
                     acc.1 += count;
                 }
@@ -236,8 +240,16 @@ impl Node {
     }
 
     /// A packet arrived over the uplink (`up`) or the downlink: its ACK,
-    /// what the receiving end now owes, one-way delay. Returns its datagrams.
-    fn arrive(&mut self, up: bool, now: Time, p: Pkt) -> Vec<Vec<u8>> {
+    /// what the receiving end now owes, one-way delay. Returns its datagrams
+    /// and the control-stream frames now in order.
+    fn arrive(&mut self, up: bool, now: Time, p: Pkt) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let (held, next) = if up { &mut self.ctrl_up } else { &mut self.ctrl_down };
+        held.extend(p.control);
+        let mut control = Vec::new();
+        while let Some(c) = held.remove(next) {
+            control.push(c);
+            *next += 1;
+        }
         // An ACK travelling up acknowledges the downlink's packets, and the reverse.
         self.on_ack(!up, now, p.ack);
         let (owed, delay) = if up { (&mut self.gw_ack, &mut self.acc.up_delay) } else { (&mut self.cl_ack, &mut self.acc.down_delay) };
@@ -246,14 +258,16 @@ impl Node {
         } else {
             owed.saw(p.pn);
         }
-        p.datagrams
+        let datagrams = p
+            .datagrams
             .into_iter()
             .map(|(data, queued)| {
                 delay.0 += (now - queued).as_secs_f64() * 1000.0;
                 delay.1 += 1;
                 data
             })
-            .collect()
+            .collect();
+        (datagrams, control)
     }
 
     /// An ACK arrived for the uplink's sender (`up`) or the downlink's.
@@ -337,21 +351,27 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     let mut heard_paths = Vec::new();
     // As in netem, traces start with each client's QUIC handshake, and the
     // call (control, the audio clock, the talk schedule) once it is done.
-    let t0 = spec
+    let handshakes: Vec<Time> = spec
         .links
         .iter()
         .enumerate()
         .map(|(k, l)| crate::quic_model::handshake_done(&l.up, &l.down, (seed_for(spec.seed, k, 1), seed_for(spec.seed, k, 2))))
-        .max()
-        .unwrap_or(Time::ZERO);
+        .collect();
+    let t0 = handshakes.iter().copied().max().unwrap_or(Time::ZERO);
     for (k, (name, link)) in spec.names.iter().zip(&spec.links).enumerate() {
         let path = out.join(format!("{name}-heard.wav"));
         // Arrival feedback fills the uplink side of each client's link record.
         let mut client = Client::new(ClientConfig { name: name.clone(), arrival_feedback: true, ..client_config.clone() }).context("client codec")?;
-        let mut ctrl_up = VecDeque::new();
+        // Hello and Join go out with the first packets after the handshake.
+        let mut up_tx = Sender::new(PACKET_UP);
+        let mut down_tx = Sender::new(PACKET_DOWN);
+        // Both ends' first RTT sample is the handshake's round trip.
+        let handshake = handshakes[k] - Time::ZERO;
+        up_tx.seed_rtt(handshake);
+        down_tx.seed_rtt(handshake);
         while let Some(t) = client.poll_transmit() {
             if let Transmit::Control(c) = t {
-                ctrl_up.push_back((t0 + link.up.delay, c));
+                up_tx.queue_control(c);
             }
         }
         gateway.handle_connect(k as u64);
@@ -362,16 +382,16 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             client,
             up,
             down,
-            ctrl_up,
-            ctrl_down: VecDeque::new(),
+            ctrl_up: Default::default(),
+            ctrl_down: Default::default(),
             turns: spec.turns.iter().filter(|t| t.client == k).cloned().collect(),
             heard: hound::WavWriter::create(&path, wav).with_context(|| format!("creating {}", path.display()))?,
             acc: Acc::default(),
             totals: Totals::default(),
             gw_ack: AckState::default(),
             cl_ack: AckState::default(),
-            up_tx: Sender::new(PACKET_UP),
-            down_tx: Sender::new(PACKET_DOWN),
+            up_tx,
+            down_tx,
             record: LinkRecorder::new(),
         });
         heard_paths.push(path);
@@ -382,11 +402,13 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     let mut next_audio = t0;
     let mut chunk_index: u64 = 0;
     let mut second: u64 = 0;
+    // The shells hand quinn's path stats to the adapters: clients every 250 ms, the gateway every second.
+    let (mut next_client_path, mut next_gateway_path) = (t0, t0);
 
     loop {
         let mut now = next_audio;
         for n in &nodes {
-            let links = [n.up.poll_timeout(), n.down.poll_timeout(), n.ctrl_up.front().map(|c| c.0), n.ctrl_down.front().map(|c| c.0)];
+            let links = [n.up.poll_timeout(), n.down.poll_timeout()];
             let quic = [n.gw_ack.deadline(), n.cl_ack.deadline(), n.up_tx.timeout(), n.down_tx.timeout()];
             for t in links.into_iter().chain(quic).flatten() {
                 now = now.min(t);
@@ -409,25 +431,25 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
         for (k, n) in nodes.iter_mut().enumerate() {
             while let Some(p) = n.up.poll_deliver(now) {
-                for data in n.arrive(true, now, p) {
+                let (datagrams, control) = n.arrive(true, now, p);
+                for c in control {
+                    gateway.handle_control(now, k as u64, &c);
+                }
+                for data in datagrams {
                     gateway.handle_datagram(now, k as u64, &data);
                 }
             }
-            while n.ctrl_up.front().is_some_and(|c| c.0 <= now) {
-                let (_, c) = n.ctrl_up.pop_front().expect("front");
-                gateway.handle_control(now, k as u64, &c);
-            }
             while let Some(p) = n.down.poll_deliver(now) {
-                for data in n.arrive(false, now, p) {
+                let (datagrams, control) = n.arrive(false, now, p);
+                for c in control {
+                    n.client.handle_control(&c).map_err(|e| anyhow::anyhow!("client {k}: {e}"))?;
+                }
+                for data in datagrams {
                     if let Ok(a) = AudioPacket::decode(&data) {
                         n.record.on_down(now - (t0 - Time::ZERO), a.header.seq, a.header.ts, data.len());
                     }
                     n.client.handle_datagram(now, &data);
                 }
-            }
-            while n.ctrl_down.front().is_some_and(|c| c.0 <= now) {
-                let (_, c) = n.ctrl_down.pop_front().expect("front");
-                n.client.handle_control(&c).map_err(|e| anyhow::anyhow!("client {k}: {e}"))?;
             }
             while let Some(a) = n.client.poll_arrivals() {
                 n.record.on_up_arrivals(&a);
@@ -435,6 +457,18 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
         if gateway.poll_timeout().is_some_and(|t| t <= now) {
             gateway.handle_timeout(now);
+        }
+        if now >= next_client_path {
+            next_client_path = now + Duration::from_millis(250);
+            for n in nodes.iter_mut() {
+                n.client.handle_path(now, n.up_tx.path());
+            }
+        }
+        if now >= next_gateway_path {
+            next_gateway_path = now + Duration::from_secs(1);
+            for (k, n) in nodes.iter().enumerate() {
+                gateway.handle_path(k as u64, n.down_tx.path());
+            }
         }
         if now >= next_audio {
             // Chunk i-1 has just been captured; chunk i starts playing. Clients
@@ -460,7 +494,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                         n.acc.up_audio.0 += 1;
                         n.acc.up_audio.1 += n.up_tx.queue(now, d);
                     }
-                    Transmit::Control(c) => n.ctrl_up.push_back((now + n.up.config().delay, c)),
+                    Transmit::Control(c) => n.up_tx.queue_control(c),
                 }
             }
             while n.client.poll_event().is_some() {}
@@ -472,11 +506,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                     n.acc.down_audio.0 += 1;
                     n.acc.down_audio.1 += n.down_tx.queue(now, data);
                 }
-                Output::Control { conn, data } => {
-                    let n = &mut nodes[conn as usize];
-                    let at = now + n.down.config().delay;
-                    n.ctrl_down.push_back((at, data));
-                }
+                Output::Control { conn, data } => nodes[conn as usize].down_tx.queue_control(data),
                 // Closing, attendance and recordings are the real shell's business.
                 _ => {}
             }
@@ -488,13 +518,13 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                 let ack = n.gw_ack.take(now);
                 n.acc.down_bytes += ACK_DOWN as u64;
                 let pn = n.down_tx.take_pn();
-                n.push(false, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false, pn }, ACK_DOWN);
+                n.push(false, now, Pkt { datagrams: Vec::new(), control: Vec::new(), ack, sent: now, eliciting: false, pn }, ACK_DOWN);
             }
             if n.cl_ack.due(now) {
                 let ack = n.cl_ack.take(now);
                 n.acc.up_bytes += ACK_UP as u64;
                 let pn = n.up_tx.take_pn();
-                n.push(true, now, Pkt { datagrams: Vec::new(), ack, sent: now, eliciting: false, pn }, ACK_UP);
+                n.push(true, now, Pkt { datagrams: Vec::new(), control: Vec::new(), ack, sent: now, eliciting: false, pn }, ACK_UP);
             }
         }
     }
