@@ -422,9 +422,10 @@ mod tests {
         let mut s = Sender::new(PACKET_DOWN);
         let mut sent = 0;
         let mut t = Time::ZERO;
-        // 100-byte datagrams every 40 ms, never acknowledged: the window fills.
+        // 1000-byte datagrams every 40 ms, never acknowledged: the window fills
+        // before the path counts as silent (its bytes are then written off).
         for _ in 0..200 {
-            s.queue(t, vec![0; 100]);
+            s.queue(t, vec![0; 1000]);
             while let Some(p) = s.poll_packet(t) {
                 assert_eq!(p.datagrams.len(), 1, "one datagram per packet while the window is open");
                 s.on_sent(t, p.size, false, p.control);
@@ -435,15 +436,36 @@ mod tests {
             }
             t = t + Duration::from_millis(40);
         }
-        assert!(sent * (100 + PACKET_DOWN + DATAGRAM_FRAME - IP_UDP) <= s.window() + 200);
-        assert!(sent < 200, "the window must close before the probe timer");
-        for _ in 0..20 {
+        assert!(sent * (1000 + PACKET_DOWN + DATAGRAM_FRAME - IP_UDP) <= s.window() + 2000);
+        assert!(sent < 30, "the window must close before the probe timer");
+        // Small ones push the big ones out of the send buffer.
+        for _ in 0..40 {
             s.queue(t, vec![0; 100]);
         }
         // An ACK for everything opens the window: the backlog leaves in MTU-sized packets.
         s.on_ack(t, Ack { largest_sent: t, delay: Duration::ZERO });
         let p = s.poll_packet(t).expect("window open");
         assert!(p.datagrams.len() > 5 && p.size <= MTU + 28, "{} datagrams, {} bytes", p.datagrams.len(), p.size);
+    }
+
+    #[test]
+    fn a_silent_path_is_written_off_so_audio_keeps_flowing_into_a_stall() {
+        let mut s = Sender::new(PACKET_UP);
+        let mut t = Time::ZERO;
+        let mut sent = 0;
+        // 10 s of 100-byte datagrams every 40 ms and never an ACK: without the
+        // write-off the window (~115 such packets) would stop the sender at 4.6 s.
+        for _ in 0..250 {
+            s.queue(t, vec![0; 100]);
+            while let Some(p) = s.poll_packet(t) {
+                s.on_sent(t, p.size, false, p.control);
+                sent += p.datagrams.len();
+            }
+            t = t + Duration::from_millis(40);
+        }
+        assert_eq!(sent, 250, "every datagram went onto the link");
+        s.on_ack(t, Ack { largest_sent: t, delay: Duration::ZERO });
+        assert!(s.window() < 20_000, "an ACK ends the write-off");
     }
 
     #[test]
