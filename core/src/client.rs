@@ -249,10 +249,11 @@ impl Client {
     fn hello(&mut self) {
         self.control(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: self.config.name.clone(), token: self.config.token.clone() });
         self.control(&ClientMsg::Codec { libopus: crate::codec::libopus_version().into() });
+        self.control(&ClientMsg::Join { room: self.config.room.clone() });
+        // After Join: a multi-engine gateway routes the connection by the Join, read among the first messages.
         if self.config.arrival_feedback {
             self.control(&ClientMsg::WantArrivals);
         }
-        self.control(&ClientMsg::Join { room: self.config.room.clone() });
     }
 
     /// The connection was lost and a new one is up: say Hello and Join again

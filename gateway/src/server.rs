@@ -224,7 +224,8 @@ async fn route(id: ConnId, recv: &mut quinn::RecvStream, engines: usize) -> (usi
                     std::hash::Hash::hash(&room, &mut h);
                     return ((std::hash::Hasher::finish(&h) % engines as u64) as usize, seen);
                 }
-                Ok(Some(_)) if messages < 2 => messages += 1,
+                // Hello and Codec come first; a few more are tolerated, so an older router keeps working with newer clients.
+                Ok(Some(_)) if messages < 4 => messages += 1,
                 Ok(None) => break,
                 // Anything else: the engine will answer it.
                 _ => return (fallback, seen),

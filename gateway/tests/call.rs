@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lowband_client::audio::wav::{read_16k_mono, WavAudio};
+use lowband_client::call::run_call_recording;
 use lowband_client::{run_call, CallOptions, CallReport};
 use lowband_codec_tests::data::{read_speech, shared_file};
 use lowband_codec_tests::score::{rms_dbfs, score_turn};
@@ -19,6 +20,8 @@ struct Talker {
     speak_at: Duration,
     start_after: Duration,
     stay: Duration,
+    /// Writes `<name>-link.csv` (asks the gateway for uplink arrival feedback).
+    record: bool,
 }
 
 async fn client(gateway: &str, fingerprint: &str, dir: &Path, t: Talker) -> (CallReport, Vec<i16>) {
@@ -34,7 +37,8 @@ async fn client(gateway: &str, fingerprint: &str, dir: &Path, t: Talker) -> (Cal
         config_dir: dir.join(format!("{}-config", t.name)),
         duration: Some(t.stay),
     };
-    let report = run_call(&opts, &mut audio, std::future::pending()).await.unwrap();
+    let record = t.record.then(|| dir.join(format!("{}-link.csv", t.name)));
+    let report = run_call_recording(&opts, &mut audio, std::future::pending(), None, record.as_deref()).await.unwrap();
     (report, read_16k_mono(&out).unwrap())
 }
 
@@ -65,10 +69,11 @@ async fn three_spokes_hear_each_other_but_never_themselves() {
     };
     let secs = Duration::from_secs_f64;
     // Alice speaks at 0.5 s; Dan joins late, at 3 s; Carol leaves at 6 s; Bob speaks at 7 s.
-    let alice = run(Talker { name: "Alice", speech: alice_said.clone(), speak_at: secs(0.5), start_after: secs(0.0), stay: secs(12.5) });
-    let bob = run(Talker { name: "Bob", speech: bob_said.clone(), speak_at: secs(7.0), start_after: secs(0.0), stay: secs(12.5) });
-    let carol = run(Talker { name: "Carol", speech: vec![], speak_at: secs(0.0), start_after: secs(0.0), stay: secs(6.0) });
-    let dan = run(Talker { name: "Dan", speech: vec![], speak_at: secs(0.0), start_after: secs(3.0), stay: secs(9.5) });
+    let alice = run(Talker { name: "Alice", speech: alice_said.clone(), speak_at: secs(0.5), start_after: secs(0.0), stay: secs(12.5), record: false });
+    // Bob and Dan record their links: their extra control message must not split the room across engines.
+    let bob = run(Talker { name: "Bob", speech: bob_said.clone(), speak_at: secs(7.0), start_after: secs(0.0), stay: secs(12.5), record: true });
+    let carol = run(Talker { name: "Carol", speech: vec![], speak_at: secs(0.0), start_after: secs(0.0), stay: secs(6.0), record: false });
+    let dan = run(Talker { name: "Dan", speech: vec![], speak_at: secs(0.0), start_after: secs(3.0), stay: secs(9.5), record: true });
     let (alice, bob, carol, dan) = (alice.await.unwrap(), bob.await.unwrap(), carol.await.unwrap(), dan.await.unwrap());
     server.shutdown().await;
 
@@ -105,6 +110,14 @@ async fn three_spokes_hear_each_other_but_never_themselves() {
     assert!(dan.0.events.iter().any(|e| e.starts_with("joined as") && e.contains("Alice") && e.contains("Carol")), "{:?}", dan.0.events);
     assert!(dan.0.events.iter().any(|e| e == "Carol left"), "{:?}", dan.0.events);
     assert!(carol.0.you.is_some());
+
+    // The gateway's arrival feedback reached Bob's recorder: his uplink replays.
+    let text = std::fs::read_to_string(dir.path().join("Bob-link.csv")).unwrap();
+    let rec = lowband_core::link::record::RecordedLink::parse(&text).unwrap();
+    let observed = rec.loss_pattern(lowband_core::link::record::Dir::Up);
+    println!("Bob's uplink: {} packets observed by the gateway of {}", observed.len(), rec.up.len());
+    assert!(observed.len() > 50 && observed.iter().all(|lost| !lost), "loopback loses nothing: {observed:?}");
+    assert!(rec.fates(lowband_core::link::record::Dir::Up, Duration::ZERO).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
