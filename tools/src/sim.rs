@@ -14,6 +14,8 @@
 //! estimator does.
 
 use std::collections::BTreeMap;
+
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -472,15 +474,9 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
         if now >= next_audio {
             // Chunk i-1 has just been captured; chunk i starts playing. Clients
-            // are independent here, so two threads share them (same result).
-            let mid = nodes.len().div_ceil(2);
-            let (a, b) = nodes.split_at_mut(mid);
-            let (ra, rb) = std::thread::scope(|sc| {
-                let other = sc.spawn(|| audio_step(b, chunk_index, now));
-                (audio_step(a, chunk_index, now), other.join())
-            });
-            ra?;
-            rb.map_err(|_| anyhow::anyhow!("audio thread panicked"))??;
+            // are independent here: rayon's workers (one per core) take them one
+            // at a time, balancing the talker's extra encode (same result in any order).
+            nodes.par_iter_mut().try_for_each(|n| audio_step(n, chunk_index, now))?;
             chunk_index += 1;
             next_audio = t0 + TICK * chunk_index as u32;
         }
@@ -564,19 +560,20 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
 }
 
 /// Captures chunk `index - 1` and plays chunk `index` for each node.
-fn audio_step(nodes: &mut [Node], index: u64, now: Time) -> anyhow::Result<()> {
+fn audio_step(n: &mut Node, index: u64, now: Time) -> anyhow::Result<()> {
     let mut chunk = [0i16; CHUNK];
-    for n in nodes {
-        n.client.handle_timeout(now);
-        if index > 0 {
-            fill_capture(&n.turns, (index as usize - 1) * CHUNK, &mut chunk);
-            n.client.push_capture(&chunk).context("encoding")?;
-        }
-        n.client.pull_playout(now, &mut chunk);
-        for &s in &chunk {
-            n.heard.write_sample(s)?;
-        }
+    n.client.handle_timeout(now);
+    if index > 0 {
+        fill_capture(&n.turns, (index as usize - 1) * CHUNK, &mut chunk);
+        n.client.push_capture(&chunk).context("encoding")?;
     }
+    n.client.pull_playout(now, &mut chunk);
+    // hound's 16-bit writer: a chunk at a time, not a sample at a time.
+    let mut w = n.heard.get_i16_writer(CHUNK as u32);
+    for &s in &chunk {
+        w.write_sample(s);
+    }
+    w.flush()?;
     Ok(())
 }
 
