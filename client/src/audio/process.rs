@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+pub use aec3::api::config::EchoCanceller3Config;
 use aec3::nodes::audio::AudioFormat;
 use aec3::pipelines::linear::{self, LinearPipeline};
 use lowband_core::codec::{CHUNK, SAMPLE_RATE};
@@ -69,9 +70,15 @@ pub struct VoiceProcessor {
 
 impl VoiceProcessor {
     pub fn new(stages: Stages) -> Result<Self, ProcessError> {
+        Self::with_aec_config(stages, aec_config())
+    }
+
+    /// With another AEC3 configuration (reports compare tunings).
+    pub fn with_aec_config(stages: Stages, config: EchoCanceller3Config) -> Result<Self, ProcessError> {
         let aec = if stages.aec {
             let f = AudioFormat::ten_ms(SAMPLE_RATE, 1);
             let p = linear::builder(f, f)
+                .aec3_config(config)
                 .enable_noise_suppression(false)
                 .enable_gain_controller2(false)
                 .enable_post_filter(false)
@@ -137,6 +144,41 @@ impl VoiceProcessor {
     pub fn agc_gain_db(&self) -> f32 {
         self.agc.as_ref().map_or(0.0, |a| a.gain_db)
     }
+}
+
+/// AEC3's configuration for a laptop's speakers and microphone. WebRTC's
+/// defaults keep the near end quiet whenever the far end talks (double-talk
+/// PESQ-WB below the raw microphone's in `lowband-tools aec-report`); these
+/// changes let the suppressor trust the linear filter where it measurably works:
+pub fn aec_config() -> EchoCanceller3Config {
+    let mut c = EchoCanceller3Config::default();
+    // Always subtract the main filter's estimate: the fast shadow filter also
+    // cancels part of the near end in double talk, and would win the
+    // lower-error selection exactly then.
+    c.filter.enable_shadow_filter_output_usage = false;
+    // 160 ms linear filter (default 52 ms): a room's tail is cancelled, not
+    // just suppressed. 16 kHz mono keeps this cheap.
+    for len in [&mut c.filter.main.length_blocks, &mut c.filter.shadow.length_blocks] {
+        *len = 40;
+    }
+    // Residual echo = linear estimate / measured ERLE. The default caps the
+    // ERLE the suppressor may believe at 6 dB (1.8 dB above 2 kHz), so it
+    // suppresses as if the filter barely worked; the estimate itself still
+    // comes from far-end single talk and falls with a distorting speaker.
+    c.erle.max_l = 1000.0;
+    c.erle.max_h = 1000.0;
+    // Assumed reverberation beyond the filter, per 4 ms block (default 0.83,
+    // ~300 ms): the longer filter already covers most of a small room.
+    c.ep_strength.default_len = 0.3;
+    c.ep_strength.nearend_len = 0.3;
+    // Let more residual echo hide under the near end before suppressing.
+    for t in [&mut c.suppressor.normal_tuning, &mut c.suppressor.nearend_tuning] {
+        for m in [&mut t.mask_lf, &mut t.mask_hf] {
+            m.enr_transparent *= 1.5;
+            m.enr_suppress *= 1.5;
+        }
+    }
+    c
 }
 
 fn to_f32(x: &[i16], out: &mut [f32]) {
