@@ -163,21 +163,20 @@ pub fn aec_config() -> EchoCanceller3Config {
     }
     // Residual echo = linear estimate / measured ERLE. The default caps the
     // ERLE the suppressor may believe at 6 dB (1.8 dB above 2 kHz), so it
-    // suppresses as if the filter barely worked; the estimate itself still
-    // comes from far-end single talk and falls with a distorting speaker.
-    c.erle.max_l = 1000.0;
-    c.erle.max_h = 1000.0;
+    // suppresses as if the filter barely worked; 20 dB here. The estimate
+    // itself still comes from far-end single talk and falls with a
+    // distorting speaker.
+    c.erle.max_l = 100.0;
+    c.erle.max_h = 100.0;
     // Assumed reverberation beyond the filter, per 4 ms block (default 0.83,
     // ~300 ms): the longer filter already covers most of a small room.
     c.ep_strength.default_len = 0.3;
     c.ep_strength.nearend_len = 0.3;
-    // Let more residual echo hide under the near end before suppressing.
-    for t in [&mut c.suppressor.normal_tuning, &mut c.suppressor.nearend_tuning] {
-        for m in [&mut t.mask_lf, &mut t.mask_hf] {
-            m.enr_transparent *= 1.5;
-            m.enr_suppress *= 1.5;
-        }
-    }
+    // Where a shut gain starts when it may rise again (default 1e-5, -50 dB).
+    // Rising at most x2 per 4 ms block, from the default it takes ~70 ms to
+    // reopen after a near-end pause over far-end speech: it clipped every
+    // near-end onset in double talk.
+    c.suppressor.floor_first_increase = 0.01;
     c
 }
 
