@@ -183,6 +183,8 @@ pub struct Client {
     profile_changes: u64,
     path: Option<PathStats>,
     last_up_report: Option<ReceiverReport>,
+    /// Uplink protection from the gateway's reports, smoothed.
+    protection: crate::protect::ProtectionSizer,
     last_down_report: Option<ReceiverReport>,
     sent_bytes_at_report: u64,
     down_bytes: u64,
@@ -225,6 +227,7 @@ impl Client {
             profile_changes: 0,
             path: None,
             last_up_report: None,
+            protection: crate::protect::ProtectionSizer::default(),
             last_down_report: None,
             sent_bytes_at_report: 0,
             down_bytes: 0,
@@ -350,9 +353,10 @@ impl Client {
     fn on_report(&mut self, r: ReceiverReport) {
         self.last_up_report = Some(r);
         if r.expected > 0 {
-            // Redundancy sized by the raw loss the gateway sees (issue #3's protection).
-            let loss = f64::from(r.lost) / f64::from(r.expected);
-            self.uplink.set_protection(crate::protect::Protection::for_loss(loss, f64::from(r.max_burst.clamp(1, r.lost.max(1)))));
+            // Redundancy sized by the loss the gateway sees (issue #3's protection),
+            // held through a clean second or two of a lossy spell.
+            let level = self.protection.on_report(r.expected, r.lost, r.max_burst);
+            self.uplink.set_protection(level);
         }
         let signal = PathSignal { rtt: self.path.map(|p| p.rtt), window_starved: self.window_starved() };
         let now = self.now;

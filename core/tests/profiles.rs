@@ -23,7 +23,7 @@ fn voiced(i: usize) -> Vec<i16> {
 fn switching_down_and_up_the_ladder_keeps_media_time_contiguous_and_audio_unbroken() {
     let ladder = Profile::ladder();
     let mut tx = SendStream::new(ladder[3].clone(), None, true).unwrap();
-    tx.set_protection(Protection { copies: 3, loss_percent: 10 });
+    tx.set_protection(Protection { copies: 3, loss_percent: 10, spacing: 1 });
     let mut rx = ReceiveStream::new(7, Duration::from_millis(240)).unwrap();
     let mut next_ts: Option<u16> = None;
     let mut out = vec![0i16; CHUNK];
