@@ -500,7 +500,11 @@ impl Client {
             ServerMsg::Joined { you, roster, .. } => {
                 if std::mem::take(&mut self.rejoining) && self.you != Some(you) {
                     // A new seat: the gateway's streams start afresh.
+                    let dred = self.downlink.dred_enabled();
                     self.downlink = ReceiveStream::new(self.profile().decoder_complexity, self.config.jitter_target).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
+                    if dred {
+                        self.downlink.enable_dred().map_err(|_| ClientError::Protocol("a DRED decoder could not be made"))?;
+                    }
                     self.feedback = ReportBuilder::default();
                 }
                 self.reconnecting.clear();
@@ -558,7 +562,14 @@ impl Client {
             ServerMsg::Error { code, text } => self.events.push_back(ClientEvent::Refused { code, text }),
             ServerMsg::ActiveTalkers { ids } => self.talkers = ids,
             ServerMsg::Report(r) => self.on_report(r),
-            ServerMsg::Codec { libopus } => self.uplink.set_dred(crate::protect::dred_compatible(&libopus)),
+            ServerMsg::Codec { libopus } => {
+                let same = crate::protect::dred_compatible(&libopus);
+                self.uplink.set_dred(same);
+                // The gateway puts DRED in our mix only if we run its libopus too.
+                if same {
+                    self.downlink.enable_dred().map_err(|_| ClientError::Protocol("a DRED decoder could not be made"))?;
+                }
+            }
         }
         Ok(())
     }

@@ -314,6 +314,10 @@ impl ReceiveStream {
         Ok(())
     }
 
+    pub fn dred_enabled(&self) -> bool {
+        self.dred.is_some()
+    }
+
     pub fn stats(&self) -> ReceiveStats {
         ReceiveStats {
             jitter: self.jitter.stats(),
