@@ -2,23 +2,17 @@
 //! longer packets, switched on by a bursty loss report, waited for by the
 //! receiver's adaptive buffer.
 
+mod common;
+
 use lowband_core::codec::CHUNK;
 use lowband_core::jitter::JitterConfig;
 use lowband_core::profile::Profile;
 use lowband_core::protect::Protection;
 use lowband_core::stream::{ChunkKind, ReceiveStream, SendStream};
 use lowband_core::wire::audio::{AudioPacket, TICK_SAMPLES};
-use lowband_core::Time;
 
-fn voiced(i: usize) -> Vec<i16> {
-    // A buzzy, vowel-like signal so the encoder never goes into DTX.
-    (0..CHUNK)
-        .map(|k| {
-            let t = (i * CHUNK + k) as f32 / 16_000.0;
-            ((t * 2.0 * std::f32::consts::PI * 140.0).sin() * 6000.0 + (t * 2.0 * std::f32::consts::PI * 700.0).sin() * 2000.0) as i16
-        })
-        .collect()
-}
+use lowband_core::Time;
+use common::voiced;
 
 /// Runs the 3g profile for `chunks`, protection switched to what a report of
 /// 20 % loss in bursts of 3 asks for at chunk `switch_at`; the packets whose

@@ -1,25 +1,17 @@
 //! The gateway's shared encode of a tier carries DRED only while its
 //! listeners report loss and every one of them runs the gateway's libopus.
 
-use lowband_core::codec::{libopus_version, Dred, CHUNK};
+mod common;
+
+use lowband_core::codec::{libopus_version, Dred};
 use lowband_core::gateway::{ConnId, Gateway, GatewayConfig, Output};
 use lowband_core::profile::Profile;
 use lowband_core::stream::SendStream;
 use lowband_core::wire::control::{encode_frame, PROTOCOL_VERSION};
 use lowband_core::wire::{AudioPacket, ClientMsg, ReceiverReport};
-use lowband_core::Time;
 
-/// Speech-like: a tone with vibrato under a syllable-rate envelope.
-fn voice(n: usize) -> Vec<i16> {
-    use std::f64::consts::TAU;
-    (0..CHUNK)
-        .map(|i| {
-            let t = (n * CHUNK + i) as f64 / 16_000.0;
-            let envelope = 0.55 + 0.45 * (TAU * 3.0 * t).sin();
-            ((TAU * 180.0 * t + 8.0 * (TAU * 5.0 * t).sin()).sin() * 8000.0 * envelope) as i16
-        })
-        .collect()
-}
+use lowband_core::Time;
+use common::voice;
 
 /// One talker (conn 1) and listeners running `libopus` each, reporting
 /// `lost` of 17 packets; returns the share of each listener's packets with DRED.

@@ -1,25 +1,17 @@
 //! Deep redundancy (DRED) is an experimental libopus extension: a client puts
 //! it in its uplink only after the gateway said it runs the same libopus.
 
+mod common;
+
 use lowband_core::client::{Client, ClientConfig, Transmit};
-use lowband_core::codec::{libopus_version, Dred, CHUNK};
+use lowband_core::codec::{libopus_version, Dred};
 use lowband_core::gateway::{Gateway, GatewayConfig, Output};
 use lowband_core::profile::Profile;
 use lowband_core::wire::control::{encode_frame, FrameReader, PROTOCOL_VERSION};
 use lowband_core::wire::{AudioPacket, ClientMsg, ReceiverReport, ServerMsg};
-use lowband_core::Time;
 
-/// Speech-like: a tone with vibrato under a syllable-rate envelope.
-fn voice(n: usize) -> Vec<i16> {
-    use std::f64::consts::TAU;
-    (0..CHUNK)
-        .map(|i| {
-            let t = (n * CHUNK + i) as f64 / 16_000.0;
-            let envelope = 0.55 + 0.45 * (TAU * 3.0 * t).sin();
-            ((TAU * 180.0 * t + 8.0 * (TAU * 5.0 * t).sin()).sin() * 8000.0 * envelope) as i16
-        })
-        .collect()
-}
+use lowband_core::Time;
+use common::voice;
 
 /// Share of a client's 3g uplink packets that carry DRED, after the gateway
 /// announced `gateway_libopus`.
