@@ -9,7 +9,6 @@ use lowband_core::profile::Profile;
 use lowband_core::protect::Protection;
 use lowband_core::stream::{ChunkKind, ReceiveStream, SendStream};
 use lowband_core::wire::audio::{AudioPacket, TICK_SAMPLES};
-
 use lowband_core::Time;
 use common::voiced;
 
