@@ -110,11 +110,14 @@ impl Outcome {
 
 /// Jitter-buffer delay that lets every copy a profile may send still arrive
 /// in time: a burst of n packets is rebuilt from the packet after it, so the
-/// receiver must wait n + 1 packets (DRED: up to 3, like RED's maximum).
+/// receiver must wait n + 1 packets (DRED: up to 3, like RED's maximum;
+/// burst copies: copies × spacing of their longer packets).
 pub fn playout_delay(profile: &Profile) -> Duration {
     let r = &profile.redundancy;
     let reach = if r.dred_ms > 0 { r.max_copies.max(3) } else { r.max_copies };
-    Duration::from_millis(u64::from(profile.frame_ms) * (u64::from(reach) + 1) + 20)
+    let usual = u64::from(profile.frame_ms) * (u64::from(reach) + 1);
+    let bursts = r.bursts.map_or(0, |b| u64::from(b.frame_ms) * (u64::from(b.copies) * u64::from(b.max_spacing) + 1));
+    Duration::from_millis(usual.max(bursts) + 20)
 }
 
 const LEAD_MS: usize = 400;

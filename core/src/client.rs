@@ -188,6 +188,8 @@ pub struct Client {
     profile_changes: u64,
     path: Option<PathStats>,
     last_up_report: Option<ReceiverReport>,
+    /// Uplink protection from the gateway's reports, smoothed.
+    protection: crate::protect::ProtectionSizer,
     last_down_report: Option<ReceiverReport>,
     sent_bytes_at_report: u64,
     down_bytes: u64,
@@ -235,6 +237,7 @@ impl Client {
             profile_changes: 0,
             path: None,
             last_up_report: None,
+            protection: crate::protect::ProtectionSizer::default(),
             last_down_report: None,
             sent_bytes_at_report: 0,
             down_bytes: 0,
@@ -365,9 +368,10 @@ impl Client {
     fn on_report(&mut self, r: ReceiverReport) {
         self.last_up_report = Some(r);
         if r.expected > 0 {
-            // Redundancy sized by the raw loss the gateway sees (issue #3's protection).
-            let loss = f64::from(r.lost) / f64::from(r.expected);
-            self.uplink.set_protection(crate::protect::Protection::for_loss(loss, f64::from(r.max_burst.clamp(1, r.lost.max(1)))));
+            // Redundancy sized by the loss the gateway sees (issue #3's protection),
+            // held through a clean second or two of a lossy spell.
+            let level = self.protection.on_report(r.expected, r.lost, r.max_burst);
+            self.uplink.set_protection(level);
         }
         let signal = PathSignal { rtt: self.path.map(|p| p.rtt), window_starved: self.window_starved() };
         let now = self.now;
@@ -511,7 +515,11 @@ impl Client {
             ServerMsg::Joined { you, roster, .. } => {
                 if std::mem::take(&mut self.rejoining) && self.you != Some(you) {
                     // A new seat: the gateway's streams start afresh.
+                    let dred = self.downlink.dred_enabled();
                     self.downlink = ReceiveStream::new(self.profile().decoder_complexity, self.config.jitter_target).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
+                    if dred {
+                        self.downlink.enable_dred().map_err(|_| ClientError::Protocol("a DRED decoder could not be made"))?;
+                    }
                     self.feedback = ReportBuilder::default();
                 }
                 self.reconnecting.clear();
@@ -569,7 +577,14 @@ impl Client {
             ServerMsg::Error { code, text } => self.events.push_back(ClientEvent::Refused { code, text }),
             ServerMsg::ActiveTalkers { ids } => self.talkers = ids,
             ServerMsg::Report(r) => self.on_report(r),
-            ServerMsg::Codec { libopus } => self.uplink.set_dred(crate::protect::dred_compatible(&libopus)),
+            ServerMsg::Codec { libopus } => {
+                let same = crate::protect::dred_compatible(&libopus);
+                self.uplink.set_dred(same);
+                // The gateway puts DRED in our mix only if we run its libopus too.
+                if same {
+                    self.downlink.enable_dred().map_err(|_| ClientError::Protocol("a DRED decoder could not be made"))?;
+                }
+            }
             ServerMsg::Arrivals(a) => {
                 if self.arrivals.len() == MAX_ARRIVALS_QUEUED {
                     self.arrivals.pop_front();

@@ -149,6 +149,11 @@ impl Encoder {
         self.ctl(ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, c_int::from(percent.min(100)))
     }
 
+    /// Changes the frame size (a valid Opus duration) between frames; the state is kept.
+    pub fn set_frame_samples(&mut self, samples: usize) {
+        self.frame_samples = samples;
+    }
+
     /// Samples one [`Encoder::encode`] call consumes.
     pub fn frame_samples(&self) -> usize {
         self.frame_samples

@@ -175,6 +175,8 @@ const BACKLOG_US: i64 = 200_000;
 const EXPAND_BELOW_US: i64 = 20_000;
 /// A wait this long is an outage: what arrives right after it is backlog...
 const OUTAGE: Duration = Duration::from_secs(1);
+/// Spaced copies stop raising the target this long after the last one came.
+const REACH_MEMORY: Duration = Duration::from_secs(10);
 /// ...for this long...
 const BACKLOG_WINDOW: Duration = Duration::from_millis(200);
 /// ...and its delays this far above the target are the outage, not jitter.
@@ -282,6 +284,10 @@ pub struct JitterBuffer {
     waiting: usize,
     /// When the last packet arrived (redundant copies ride in it).
     last_insert: Time,
+    /// How far behind their carrier spaced redundant copies reach (µs), and
+    /// when such a copy last arrived: the target waits that much longer.
+    reach_us: i64,
+    reach_seen: Time,
     /// Arrivals before this are an outage's backlog.
     backlog_until: Time,
     /// Inside a run of concealment (for counting events).
@@ -343,6 +349,8 @@ impl JitterBuffer {
             waiting: 0,
             backlog_until: Time::ZERO,
             last_insert: Time::ZERO,
+            reach_us: 0,
+            reach_seen: Time::ZERO,
             concealing: false,
             since_stretch: 0,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
@@ -362,7 +370,7 @@ impl JitterBuffer {
 
     fn target_us(&self) -> i64 {
         if self.cfg.adaptive {
-            self.estimator.target_us as i64
+            self.estimator.target_us as i64 + self.reach_us
         } else {
             self.cfg.initial_target.as_micros() as i64
         }
@@ -384,12 +392,23 @@ impl JitterBuffer {
         self.insert_seq(now, None, ts, payload, voice);
     }
 
+    /// Copies of frames `back` behind the packet carrying them are arriving
+    /// (spaced redundancy against bursts): an adaptive target waits that much
+    /// longer so they come before their slot, until none has come for a while.
+    pub fn note_redundancy_reach(&mut self, now: Time, back: Duration) {
+        self.reach_us = self.reach_us.max(back.as_micros() as i64);
+        self.reach_seen = now;
+    }
+
     /// A packet; its sequence number tells DTX silences from losses.
     pub fn insert_seq(&mut self, now: Time, seq: Option<u16>, ts: u16, payload: &[u8], voice: bool) {
         let ts = self.ts.extend(ts);
         let seq = seq.map(|s| self.seq.extend(s));
         self.stats.received += 1;
         self.last_insert = now;
+        if self.reach_us > 0 && now.saturating_since(self.reach_seen) > REACH_MEMORY {
+            self.reach_us = 0;
+        }
         let offset = now.as_micros() as i64 - ts_us(ts);
         if self.waiting_since.is_some_and(|since| now.saturating_since(since) >= OUTAGE) {
             self.backlog_until = now + BACKLOG_WINDOW;

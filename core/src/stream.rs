@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::codec::{packet_bandwidth, packet_has_lbrr, CodecError, Decoder, Dred, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES};
+use crate::codec::{packet_has_lbrr, CodecError, Decoder, Dred, Encoder, CHUNK, MAX_FRAME_SAMPLES, MAX_PACKET_BYTES, SAMPLES_PER_MS};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Pop, StretchWanted};
 use crate::profile::Profile;
 use crate::stretch::{self, Stretch};
@@ -99,12 +99,21 @@ impl SendStream {
     /// The controls take clamped, in-range values, which libopus never refuses.
     fn apply_codec_protection(&mut self) {
         let p = &self.profile;
+        // Under bursts, spaced medium-rate copies restore most losses; DRED (when
+        // negotiated) still reaches what a burst took together with the copy.
+        let burst = self.protector.burst_mode().copied();
         let dred_ms = if self.dred { p.redundancy.dred_ms } else { 0 };
         self.protector.set_dred_active(dred_ms > 0);
         let loss = if dred_ms > 0 || p.inband_fec { self.protector.level().loss_percent.max(p.expected_loss_percent) } else { p.expected_loss_percent };
         // Each copy costs more than its nominal rate: its own header, and low-rate VBR undershoots less.
         let red_bps = self.protector.copies() as u32 * p.redundancy.bitrate_bps * 3 / 2;
-        let primary = if p.redundancy.paid_from_bitrate { p.bitrate_bps.saturating_sub(red_bps).max(6_000) } else { p.bitrate_bps };
+        let primary = if let Some(b) = burst {
+            b.bitrate_bps
+        } else if p.redundancy.paid_from_bitrate {
+            p.bitrate_bps.saturating_sub(red_bps).max(6_000)
+        } else {
+            p.bitrate_bps
+        };
         let _ = self.encoder.set_bitrate(primary);
         let _ = self.encoder.set_dred_ms(dred_ms);
         let _ = self.encoder.set_expected_loss(loss);
@@ -132,6 +141,9 @@ impl SendStream {
                 self.profile = p;
                 self.apply_codec_protection();
             }
+            // Burst protection sends longer packets; the switch happens here, between frames.
+            let frame = self.protector.burst_mode().map_or(self.profile.frame_samples(), |b| b.frame_ms as usize * SAMPLES_PER_MS);
+            self.encoder.set_frame_samples(frame);
         }
         self.pending.extend_from_slice(pcm);
         if self.pending.len() < self.encoder.frame_samples() {
@@ -140,7 +152,7 @@ impl SendStream {
         let frame_ts = self.ts;
         self.ts = self.ts.wrapping_add((self.pending.len() / TICK_SAMPLES) as u16);
         let zeros = self.pending.iter().all(|&s| s == 0);
-        if zeros && self.silent_dtx {
+        if zeros && self.silent_dtx && !self.protector.tail_pending() {
             // libopus spends two thirds of a speech encode even on zeros, and
             // once in DTX on digital silence (a WAV's gap, a muted device) it
             // only refreshes comfort noise of silence every 400 ms: skip it.
@@ -157,21 +169,35 @@ impl SendStream {
         if n <= DTX_MAX_BYTES {
             self.pending.clear();
             self.stats.dtx_frames += 1;
+            if self.in_talkspurt && self.protector.tail_pending() {
+                // The talkspurt's last frames have spaced copies still to send: this
+                // (silent) frame carries them.
+                return Ok(Some(self.send(frame_ts, n, level)));
+            }
             self.in_talkspurt = false;
             self.protector.gap();
             return Ok(None);
         }
+        let datagram = self.send(frame_ts, n, level);
+        self.protector.push_frame(&self.profile, frame_ts, &self.pending, &self.scratch[..n])?;
+        self.pending.clear();
+        Ok(Some(datagram))
+    }
+
+    /// Packs the `n` encoded bytes in `scratch` with the copies due now.
+    fn send(&mut self, frame_ts: u16, n: usize, level: Option<AudioLevel>) -> Vec<u8> {
         let header = AudioHeader { seq: self.seq, ts: frame_ts, marker: !self.in_talkspurt, stream: self.stream, level };
         self.seq = self.seq.wrapping_add(1);
         self.in_talkspurt = true;
         let mut packet = AudioPacket::new(header, &self.scratch[..n]);
         self.protector.attach(frame_ts, &mut packet);
         let datagram = packet.to_vec();
-        self.protector.push_frame(&self.profile, frame_ts, &self.pending, packet_bandwidth(&self.scratch[..n]))?;
-        self.pending.clear();
+        if n <= DTX_MAX_BYTES {
+            self.protector.push_gap(frame_ts);
+        }
         self.stats.packets += 1;
         self.stats.bytes += datagram.len() as u64;
-        Ok(Some(datagram))
+        datagram
     }
 }
 
@@ -288,6 +314,10 @@ impl ReceiveStream {
         Ok(())
     }
 
+    pub fn dred_enabled(&self) -> bool {
+        self.dred.is_some()
+    }
+
     pub fn stats(&self) -> ReceiveStats {
         ReceiveStats {
             jitter: self.jitter.stats(),
@@ -316,6 +346,12 @@ impl ReceiveStream {
         // Without a level byte (e.g. the gateway's mix) every packet counts as speech.
         let voice = packet.header.level.is_none_or(|l| l.voice);
         self.jitter.insert_seq(now, Some(packet.header.seq), packet.header.ts, packet.primary, voice);
+        // Copies from further back than the packet before (spaced against
+        // bursts) are only of use if playout waits for them.
+        let back = packet.redundant().iter().map(|r| usize::from(r.ticks_back) * TICK_SAMPLES).max().unwrap_or(0);
+        if back > crate::codec::packet_samples(packet.primary).unwrap_or(MAX_FRAME_SAMPLES) {
+            self.jitter.note_redundancy_reach(now, Duration::from_micros((back / SAMPLES_PER_MS * 1000) as u64));
+        }
         for r in packet.redundant() {
             let ts = packet.header.ts.wrapping_sub(u16::from(r.ticks_back));
             self.jitter.insert_recovery(ts, r.payload);

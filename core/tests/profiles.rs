@@ -1,5 +1,7 @@
 //! A call moves between link profiles mid-stream without a gap in media time.
 
+mod common;
+
 use std::time::Duration;
 
 use lowband_core::codec::CHUNK;
@@ -8,22 +10,13 @@ use lowband_core::protect::Protection;
 use lowband_core::stream::{ChunkKind, ReceiveStream, SendStream};
 use lowband_core::wire::audio::{AudioPacket, TICK_SAMPLES};
 use lowband_core::Time;
-
-fn voiced(i: usize) -> Vec<i16> {
-    // A buzzy, vowel-like signal so the encoder never goes into DTX.
-    (0..CHUNK)
-        .map(|k| {
-            let t = (i * CHUNK + k) as f32 / 16_000.0;
-            ((t * 2.0 * std::f32::consts::PI * 140.0).sin() * 6000.0 + (t * 2.0 * std::f32::consts::PI * 700.0).sin() * 2000.0) as i16
-        })
-        .collect()
-}
+use common::voiced;
 
 #[test]
 fn switching_down_and_up_the_ladder_keeps_media_time_contiguous_and_audio_unbroken() {
     let ladder = Profile::ladder();
     let mut tx = SendStream::new(ladder[3].clone(), None, true).unwrap();
-    tx.set_protection(Protection { copies: 3, loss_percent: 10 });
+    tx.set_protection(Protection { copies: 3, loss_percent: 10, spacing: 1 });
     let mut rx = ReceiveStream::new(7, Duration::from_millis(240)).unwrap();
     let mut next_ts: Option<u16> = None;
     let mut out = vec![0i16; CHUNK];

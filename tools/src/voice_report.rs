@@ -3,16 +3,18 @@
 //! offline on the shared speech files.
 //!
 //! Echo: far-end speech goes through a simulated speaker-to-microphone path
-//! (delay, a low-pass room response with reflections, attenuation) and is
-//! added to near-end speech. ERLE is measured during far-end single talk
-//! after the canceller has converged, at the AEC stage and after the whole
-//! chain; near-end PESQ-WB during double talk against the clean near end.
+//! (a clean or a distorting speaker, delay, a low-pass room response with
+//! reflections, attenuation) and is added to near-end speech. Three
+//! conditions: far end alone (ERLE after convergence, at the AEC stage and
+//! after the whole chain), near end alone and double talk (PESQ-WB against
+//! the clean near end, beside the raw microphone and beside the same scene
+//! without any echo path).
 //!
 //! Noise: speech plus fan/hum or babble noise at 5 dB SNR, PESQ-WB before
 //! and after noise suppression (and after the whole chain).
 
 use anyhow::{anyhow, Context};
-use lowband_client::audio::process::{Stages, VoiceProcessor};
+use lowband_client::audio::process::{aec_config, EchoCanceller3Config, Stages, VoiceProcessor};
 use lowband_client::audio::wav::read_16k_mono;
 use lowband_codec_tests::data::shared_file;
 use lowband_codec_tests::score::score_turn;
@@ -40,7 +42,11 @@ fn to_i16(x: &[f32]) -> Vec<i16> {
 
 /// Runs the chain over a whole recording; returns (AEC-stage output, final output).
 fn process(stages: Stages, render: &[i16], mic: &[i16]) -> anyhow::Result<(Vec<i16>, Vec<i16>)> {
-    let mut p = VoiceProcessor::new(stages)?;
+    process_with(stages, aec_config(), render, mic)
+}
+
+fn process_with(stages: Stages, config: EchoCanceller3Config, render: &[i16], mic: &[i16]) -> anyhow::Result<(Vec<i16>, Vec<i16>)> {
+    let mut p = VoiceProcessor::with_aec_config(stages, config)?;
     let (mut aec, mut out) = (Vec::with_capacity(mic.len()), Vec::with_capacity(mic.len()));
     let silence = [0i16; CHUNK];
     for (i, m) in mic.chunks_exact(CHUNK).enumerate() {
@@ -53,16 +59,39 @@ fn process(stages: Stages, render: &[i16], mic: &[i16]) -> anyhow::Result<(Vec<i
     Ok((aec, out))
 }
 
-/// A loudspeaker-to-microphone path: `delay_ms`, then a small room (direct
-/// path and decaying reflections over ~40 ms), low-passed (laptop speakers
-/// have little bass and no top), attenuated by `gain_db`.
-fn echo_path(far: &[i16], delay_ms: usize, gain_db: f64, seed: u64) -> Vec<f32> {
+/// How the laptop's loudspeaker renders the far end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// A clean, linear speaker (flatters any echo canceller).
+    Linear,
+    /// A small speaker driven hard: soft clipping (tanh), a few % distortion
+    /// that no linear filter can cancel.
+    Distorting,
+}
+
+/// The room between the laptop's speaker and its microphone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// Direct path and reflections over 40 ms (all inside AEC3's linear filter).
+    Dry,
+    /// A small furnished room: reverberation time 300 ms, direct to reverberant about 10 dB.
+    Reverberant,
+}
+
+/// A loudspeaker-to-microphone path: the speaker, `delay_ms`, then the room,
+/// low-passed (laptop speakers have little bass and no top), attenuated by `gain_db`.
+fn echo_path(far: &[i16], speaker: Speaker, room: Room, delay_ms: usize, gain_db: f64, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
-    let mut ir = vec![0f32; 40 * RATE / 1000];
+    // Amplitude decay time constant (RT60 / 6.9) and length.
+    let (tau_ms, len_ms, tail) = match room {
+        Room::Dry => (10.0, 40, 0.5),
+        Room::Reverberant => (43.0, 300, 0.12),
+    };
+    let mut ir = vec![0f32; len_ms * RATE / 1000];
     ir[0] = 1.0;
     for (i, h) in ir.iter_mut().enumerate().skip(16) {
-        let decay = (-(i as f32) / (10.0 * RATE as f32 / 1000.0)).exp();
-        *h = (rng.next_f64() as f32 * 2.0 - 1.0) * 0.5 * decay;
+        let decay = (-(i as f32) / (tau_ms * RATE as f32 / 1000.0)).exp();
+        *h = (rng.next_f64() as f32 * 2.0 - 1.0) * tail * decay;
     }
     // Unit energy, so `gain_db` alone sets the echo level.
     let norm = ir.iter().map(|h| h * h).sum::<f32>().sqrt();
@@ -71,7 +100,11 @@ fn echo_path(far: &[i16], delay_ms: usize, gain_db: f64, seed: u64) -> Vec<f32> 
     let d = delay_ms * RATE / 1000;
     let mut out = vec![0f32; far.len() + d];
     for (n, &x) in far.iter().enumerate() {
-        let x = f32::from(x) * g;
+        let x = match speaker {
+            Speaker::Linear => f32::from(x),
+            // About 1 dB of compression at −10 dBFS, 4 dB at the far end's peaks.
+            Speaker::Distorting => 32768.0 * (2.0 * f32::from(x) / 32768.0).tanh() / 2.0,
+        } * g;
         if x == 0.0 {
             continue;
         }
@@ -109,46 +142,95 @@ fn save(case: &str, signals: &[(&str, &[i16])]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The scene, in seconds: the far end talks alone (0–22 s; ERLE over 10–22 s
+/// once the canceller has converged), pauses while the near end talks alone
+/// (near end at 22.5 s), then talks again over the near end (near end again
+/// at 27.5 s: double talk).
+const FAR_ALONE_END: usize = 22 * RATE;
+const ERLE_FROM: usize = 10 * RATE;
+const NEAR_ALONE_AT: usize = 22 * RATE + RATE / 2;
+const FAR_AGAIN: usize = 27 * RATE;
+const DOUBLE_TALK_AT: usize = 27 * RATE + RATE / 2;
+const SCENE_END: usize = 32 * RATE;
+
+/// One echo path measured in the three conditions.
 pub struct AecRow {
+    pub speaker: Speaker,
+    pub room: Room,
     pub delay_ms: usize,
     pub echo_db: f64,
     /// Near-end speech to echo ratio at the microphone during double talk.
     pub ser_db: f64,
+    /// Far end alone: echo return loss enhancement (NaN without an echo path).
     pub erle_aec_db: f64,
     pub erle_chain_db: f64,
+    /// Near end alone: PESQ-WB against the clean near end.
+    pub near_alone_aec: f64,
+    pub near_alone_chain: f64,
+    /// Double talk: how much of the near end the echo canceller kept, dB,
+    /// against the same speech alone (its projection on the clean near end;
+    /// 0 = as much as when the near end talks alone).
+    pub near_kept_db: f64,
+    /// Double talk: PESQ-WB against the clean near end.
     pub pesq_mic: f64,
     pub pesq_aec: f64,
     pub pesq_chain: f64,
 }
 
-/// Far end talks alone for 20 s, then the near end (real ARCTIC speech) talks over it.
-pub fn aec_case(delay_ms: usize, echo_db: f64) -> anyhow::Result<AecRow> {
-    let far = speech("synthetic-hub-reply-16k.wav")?;
+/// The far-end signal of the scene (silent while the near end talks alone).
+fn scene_far(far: &[i16]) -> anyhow::Result<Vec<i16>> {
+    let mut out = vec![0i16; SCENE_END];
+    out[..FAR_ALONE_END].copy_from_slice(far.get(..FAR_ALONE_END).context("far-end file too short")?);
+    let rest = far.get(FAR_ALONE_END..FAR_ALONE_END + SCENE_END - FAR_AGAIN).context("far-end file too short")?;
+    out[FAR_AGAIN..].copy_from_slice(rest);
+    Ok(out)
+}
+
+/// One echo path: how the speaker renders, the room, the delay and the echo level re the far end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EchoPath {
+    pub speaker: Speaker,
+    pub room: Room,
+    pub delay_ms: usize,
+    pub echo_db: f64,
+}
+
+impl EchoPath {
+    /// The reference without any echo path (far end plays, nothing reaches the microphone).
+    pub const NONE: EchoPath = EchoPath { speaker: Speaker::Linear, room: Room::Dry, delay_ms: 0, echo_db: f64::NEG_INFINITY };
+}
+
+pub fn aec_case(path: EchoPath) -> anyhow::Result<AecRow> {
+    aec_case_with(path, aec_config())
+}
+
+pub fn aec_case_with(path: EchoPath, config: EchoCanceller3Config) -> anyhow::Result<AecRow> {
+    let EchoPath { speaker, room, delay_ms, echo_db } = path;
+    let far = scene_far(&speech("synthetic-hub-reply-16k.wav")?)?;
     let near = speech("arctic_a0007.wav")?;
-    let len = far.len().min(30 * RATE) / CHUNK * CHUNK;
-    let far = &far[..len];
-    let echo = echo_path(far, delay_ms, echo_db, delay_ms as u64);
-    let near_at = 22 * RATE;
+    let len = SCENE_END;
+    let echo = if echo_db.is_finite() { echo_path(&far, speaker, room, delay_ms, echo_db, delay_ms as u64) } else { vec![0.0; len] };
     let mut rng = Rng::new(7);
     // Mic self-noise at about −70 dBFS, so the measurement never divides by zero.
     let floor: Vec<f32> = (0..len).map(|_| (rng.next_f64() as f32 * 2.0 - 1.0) * 18.0).collect();
     let mic_echo: Vec<f32> = (0..len).map(|i| echo[i] + floor[i]).collect();
     let mut mic = mic_echo.clone();
-    for (i, &s) in near.iter().enumerate() {
-        if let Some(m) = mic.get_mut(near_at + i) {
-            *m += f32::from(s);
+    for at in [NEAR_ALONE_AT, DOUBLE_TALK_AT] {
+        for (i, &s) in near.iter().enumerate() {
+            if let Some(m) = mic.get_mut(at + i) {
+                *m += f32::from(s);
+            }
         }
     }
     let mic = to_i16(&mic);
-    let (aec, chain) = process(Stages::ALL, far, &mic)?;
+    let (aec, chain) = process_with(Stages::ALL, config, &far, &mic)?;
     let e_near = near.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
-    let e_echo = energy(&echo[near_at..(near_at + near.len()).min(len)]);
-    save(&format!("aec-{delay_ms}ms-{echo_db}dB"), &[("mic", &mic), ("aec", &aec), ("chain", &chain)])?;
+    let e_echo = energy(&echo[DOUBLE_TALK_AT..(DOUBLE_TALK_AT + near.len()).min(len)]);
+    save(&format!("aec-{}-{delay_ms}ms-{echo_db}dB", path_name(&path).replace(' ', "-")), &[("far", &far), ("mic", &mic), ("aec", &aec), ("chain", &chain)])?;
 
-    // ERLE over far-end single talk after 10 s of convergence, on chunks carrying echo.
-    let (from, to) = (10 * RATE, near_at);
+    // ERLE over far-end single talk after convergence, on chunks carrying echo.
     let (mut e_mic, mut e_aec, mut e_chain) = (0.0, 0.0, 0.0);
-    for c in (from..to).step_by(CHUNK) {
+    for c in (ERLE_FROM..FAR_ALONE_END).step_by(CHUNK) {
         let m = &mic_echo[c..c + CHUNK];
         if db(energy(m) / CHUNK as f64) < db(18.0f64.powi(2) / 3.0) + 20.0 {
             continue; // far end silent here
@@ -157,42 +239,98 @@ pub fn aec_case(delay_ms: usize, echo_db: f64) -> anyhow::Result<AecRow> {
         e_aec += aec[c..c + CHUNK].iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
         e_chain += chain[c..c + CHUNK].iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
     }
-    let score = |x: &[i16]| -> anyhow::Result<f64> { Ok(score_turn(&near, x, near_at, RATE / 5).map_err(|e| anyhow!(e))?.pesq_wb) };
-    // No chunk carried audible echo (the reference row without echo): no ERLE to give.
+    let score = |x: &[i16], at: usize| -> anyhow::Result<f64> { Ok(score_turn(&near, x, at, RATE / 5).map_err(|e| anyhow!(e))?.pesq_wb) };
+    // No chunk carried audible echo (the reference without echo): no ERLE to give.
     let erle = |e: f64| if e_mic > 0.0 { db(e_mic) - db(e) } else { f64::NAN };
     Ok(AecRow {
+        speaker,
+        room,
         delay_ms,
         echo_db,
         ser_db: db(e_near) - db(e_echo),
         erle_aec_db: erle(e_aec),
         erle_chain_db: erle(e_chain),
-        pesq_mic: score(&mic)?,
-        pesq_aec: score(&aec)?,
-        pesq_chain: score(&chain)?,
+        near_alone_aec: score(&aec, NEAR_ALONE_AT)?,
+        near_alone_chain: score(&chain, NEAR_ALONE_AT)?,
+        near_kept_db: kept_db(&near, &aec[DOUBLE_TALK_AT..]) - kept_db(&near, &aec[NEAR_ALONE_AT..]),
+        pesq_mic: score(&mic, DOUBLE_TALK_AT)?,
+        pesq_aec: score(&aec, DOUBLE_TALK_AT)?,
+        pesq_chain: score(&chain, DOUBLE_TALK_AT)?,
     })
 }
 
-pub fn aec_report() -> anyhow::Result<()> {
-    println!("echo cancellation: far end (synthetic-hub-reply) alone 0-22 s through a simulated");
-    println!("speaker→mic path (delay, 40 ms room, 200 Hz-3.5 kHz, echo level), near end (arctic_a0007) from 22 s.");
-    println!("ERLE during far-end single talk 10-22 s (after convergence); PESQ-WB of the near end in double talk.");
-    println!(
-        "{:>6} {:>6} {:>9} {:>10} {:>11} {:>9} {:>9} {:>11}",
-        "delay", "echo", "near/echo", "ERLE AEC", "ERLE chain", "PESQ mic", "PESQ AEC", "PESQ chain"
-    );
-    for echo_db in [-60.0, -10.0, -4.0] {
-        for d in [50, 100, 150] {
-            let r = aec_case(d, echo_db)?;
-            let erle = |x: f64| if x.is_nan() { "-".to_string() } else { format!("{:.1}dB", x.min(99.9)) };
-            println!(
-                "{:>4}ms {:>4.0}dB {:>7.1}dB {:>10} {:>11} {:>9.2} {:>9.2} {:>11.2}",
-                r.delay_ms, r.echo_db, r.ser_db, erle(r.erle_aec_db), erle(r.erle_chain_db), r.pesq_mic, r.pesq_aec, r.pesq_chain
-            );
+/// How much of `said` is in `heard` (which starts where `said` started, up to
+/// 200 ms later): the least-squares gain of the best-aligned copy, in dB.
+fn kept_db(said: &[i16], heard: &[i16]) -> f64 {
+    let e: f64 = said.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let gain = |lag: usize| -> f64 {
+        let dot: f64 = said.iter().zip(&heard[lag.min(heard.len())..]).map(|(&s, &h)| f64::from(s) * f64::from(h)).sum();
+        dot / e.max(1.0)
+    };
+    let best = (0..RATE / 5).map(gain).fold(f64::MIN, f64::max);
+    20.0 * best.max(1e-6).log10()
+}
+
+fn path_name(p: &EchoPath) -> String {
+    let speaker = match p.speaker {
+        Speaker::Linear => "clean",
+        Speaker::Distorting => "distorting",
+    };
+    let room = match p.room {
+        Room::Dry => "dry",
+        Room::Reverberant => "reverb",
+    };
+    format!("{speaker} {room}")
+}
+
+/// The echo paths the report measures: three delays and two echo levels
+/// through a clean speaker in a dry room, then a distorting speaker and a
+/// reverberant room at 100 ms.
+pub fn aec_paths() -> Vec<EchoPath> {
+    let mut paths = Vec::new();
+    for echo_db in [-10.0, -4.0] {
+        for delay_ms in [50, 100, 150] {
+            paths.push(EchoPath { speaker: Speaker::Linear, room: Room::Dry, delay_ms, echo_db });
         }
     }
-    println!("(echo −60 dB: no measurable echo, so no ERLE; the row shows what double talk costs the near end by itself)");
-    println!("(ERLE chain is capped at 99.9 dB: the whole chain often outputs digital silence during far-end single talk)");
-    println!("(chain = AEC + RNNoise + AGC; PESQ mic = the unprocessed microphone, near end plus echo)");
+    for (speaker, room) in [(Speaker::Distorting, Room::Dry), (Speaker::Linear, Room::Reverberant)] {
+        for echo_db in [-10.0, -4.0] {
+            paths.push(EchoPath { speaker, room, delay_ms: 100, echo_db });
+        }
+    }
+    paths
+}
+
+pub fn aec_report() -> anyhow::Result<()> {
+    println!("echo cancellation (AEC3 with lowband's tuning) on a simulated laptop: speaker -> delay -> room ->");
+    println!("200 Hz-3.5 kHz -> mic (+ noise at -70 dBFS). Far end = synthetic-hub-reply, near end = arctic_a0007.");
+    println!("Scene: far end alone 0-22 s | near end alone from 22.5 s (far end silent) | double talk from 27.5 s.");
+    println!("far end alone: ERLE over 10-22 s.  near end alone / double talk: PESQ-WB against the clean near end.");
+    println!("AEC = after the echo canceller; chain = AEC + RNNoise + AGC; mic = unprocessed (near end + echo).");
+    println!();
+    let r = aec_case(EchoPath::NONE)?;
+    println!(
+        "no echo path (far end plays, nothing reaches the mic): near end alone AEC {:.2} chain {:.2}; double talk mic {:.2} AEC {:.2} chain {:.2}, kept {:.1} dB",
+        r.near_alone_aec, r.near_alone_chain, r.pesq_mic, r.pesq_aec, r.pesq_chain, r.near_kept_db
+    );
+    println!();
+    println!("{:<33} {:>22} {:>15} {:>29}", "echo path", "far end alone", "near end alone", "double talk");
+    println!(
+        "{:<17} {:>5} {:>5} {:>4} {:>10} {:>11} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6}",
+        "speaker room", "delay", "echo", "n/e", "ERLE AEC", "ERLE chain", "AEC", "chain", "mic", "AEC", "chain", "kept"
+    );
+    for path in aec_paths() {
+        let r = aec_case(path)?;
+        let erle = |x: f64| if x.is_nan() { "-".to_string() } else { format!("{:.1}dB", x.min(99.9)) };
+        println!(
+            "{:<17} {:>3}ms {:>3.0}dB {:>4.0} {:>10} {:>11} {:>7.2} {:>7.2} {:>6.2} {:>7.2} {:>7.2} {:>4.1}dB",
+            path_name(&path), r.delay_ms, r.echo_db, r.ser_db, erle(r.erle_aec_db), erle(r.erle_chain_db), r.near_alone_aec, r.near_alone_chain, r.pesq_mic, r.pesq_aec, r.pesq_chain, r.near_kept_db
+        );
+    }
+    println!("(n/e = near end to echo at the mic during double talk, dB; echo = echo level re the far end)");
+    println!("(kept = near-end level after the AEC in double talk re near end alone: projection on the clean near end)");
+    println!("(distorting = tanh speaker, ~1 dB compression at -10 dBFS; reverb = RT60 300 ms, longer than AEC3's 160 ms filter)");
+    println!("(ERLE is capped at 99.9 dB: the whole chain often outputs digital silence while only the far end talks)");
     Ok(())
 }
 
@@ -279,3 +417,21 @@ pub fn ns_report() -> anyhow::Result<()> {
     Ok(())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One clean laptop path at 100 ms, echo 10 dB under the far end.
+    const PATH: EchoPath = EchoPath { speaker: Speaker::Linear, room: Room::Dry, delay_ms: 100, echo_db: -10.0 };
+
+    #[test]
+    fn the_echo_is_cancelled_and_the_near_end_survives_double_talk() {
+        let r = aec_case(PATH).unwrap();
+        assert!(r.erle_aec_db >= 25.0, "ERLE {:.1} dB", r.erle_aec_db);
+        assert!(r.near_alone_aec > 4.2, "near end alone: PESQ-WB {:.2}", r.near_alone_aec);
+        assert!(r.near_kept_db > -1.0, "near end kept {:.1} dB", r.near_kept_db);
+        // WebRTC's default tuning fails both: kept -1.9 dB, PESQ-WB 1.22 against the mic's 1.45.
+        assert!(r.pesq_aec > r.pesq_mic + 0.8, "double talk: PESQ-WB after AEC {:.2}, mic {:.2}", r.pesq_aec, r.pesq_mic);
+    }
+}

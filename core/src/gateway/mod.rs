@@ -382,7 +382,13 @@ impl Gateway {
                 let (room, id) = (room.clone(), *id);
                 self.host_action(now, conn, &room, id, action);
             }
-            (ConnState::Joined { .. }, ClientMsg::Report(r)) => self.link_on_report(now, conn, &r),
+            (ConnState::Joined { room, id }, ClientMsg::Report(r)) => {
+                let (room, id) = (room.clone(), *id);
+                if let Some(p) = self.rooms.get_mut(&room).and_then(|r| r.participants.get_mut(&id)) {
+                    p.set_downlink_loss((u32::from(r.lost) * 100 / u32::from(r.expected.max(1))).min(100) as u8);
+                }
+                self.link_on_report(now, conn, &r)
+            }
             (ConnState::Greeted { .. }, ClientMsg::Codec { libopus }) => {
                 self.conns.get_mut(&conn).expect("present").dred = crate::protect::dred_compatible(&libopus);
             }
@@ -475,7 +481,7 @@ impl Gateway {
             self.links.by_conn.insert(conn, l);
         }
         let entry = RosterEntry { id, name, role, muted: false, hand: None };
-        room.participants.insert(id, Participant::new(conn, entry.clone(), uplink, tier));
+        room.participants.insert(id, Participant::new(conn, entry.clone(), uplink, tier, dred));
         let roster = room.participants.values().map(|p| p.entry.clone()).collect();
         self.conns.get_mut(&conn).expect("present").state = ConnState::Joined { room: room_name.clone(), id };
         self.send(conn, &ServerMsg::Joined { room: room_name.clone(), you: id, roster });

@@ -52,7 +52,7 @@ pub(super) struct Participant {
 }
 
 impl Participant {
-    pub(super) fn new(conn: ConnId, entry: RosterEntry, mut uplink: ReceiveStream, tier: usize) -> Self {
+    pub(super) fn new(conn: ConnId, entry: RosterEntry, mut uplink: ReceiveStream, tier: usize, dred: bool) -> Self {
         // Decoders are made when someone is selected to talk, not for every listener.
         uplink.release_decoder();
         Participant {
@@ -63,7 +63,7 @@ impl Participant {
             talking: false,
             last_voice: None,
             loudness: 0,
-            down: Downlink { tier, next_tier: None, seq: 0, in_talkspurt: false, own: None },
+            down: Downlink { tier, next_tier: None, seq: 0, in_talkspurt: false, own: None, dred, loss_percent: 0 },
         }
     }
 
@@ -83,6 +83,11 @@ impl Participant {
         self.down.next_tier.unwrap_or(self.down.tier)
     }
 
+    /// The loss this listener reports on its mix (drives DRED on what it hears).
+    pub(super) fn set_downlink_loss(&mut self, percent: u8) {
+        self.down.loss_percent = percent;
+    }
+
     /// Switches tier at the next frame boundary both tiers share.
     pub(super) fn set_tier(&mut self, tier: usize) {
         self.down.next_tier = (tier != self.down.tier).then_some(tier);
@@ -97,6 +102,27 @@ struct Downlink {
     in_talkspurt: bool,
     /// Its own mix-minus encoder while it is a selected talker.
     own: Option<FrameEncoder>,
+    /// The listener runs our libopus, so what it hears may carry DRED.
+    dred: bool,
+    /// Loss it last reported on its mix, %.
+    loss_percent: u8,
+}
+
+/// Deep redundancy for one encode: on only while its listeners report loss
+/// and every one of them runs our libopus (one encode cannot carry DRED for
+/// some listeners and not others). Returns (DRED ms, expected loss %).
+fn dred_for<'a>(tier: &Profile, listeners: impl Iterator<Item = &'a Downlink>) -> (u32, u8) {
+    let (mut all, mut loss, mut any) = (true, 0u8, false);
+    for d in listeners {
+        any = true;
+        all &= d.dred;
+        loss = loss.max(d.loss_percent);
+    }
+    if any && all && loss > 0 && tier.redundancy.dred_ms > 0 {
+        (tier.redundancy.dred_ms, loss)
+    } else {
+        (0, tier.expected_loss_percent)
+    }
 }
 
 /// One encoder framing on the room clock.
@@ -106,6 +132,8 @@ struct FrameEncoder {
     pending: Vec<i16>,
     /// Room chunk index of the pending frame's first chunk.
     frame_start: u64,
+    /// DRED ms and expected loss % last set.
+    protection: (u32, u8),
 }
 
 /// What one encoder produced this chunk.
@@ -122,17 +150,28 @@ impl FrameEncoder {
     fn new(profile: &Profile) -> Result<Self, CodecError> {
         let encoder = Encoder::new(profile)?;
         let frame_chunks = (encoder.frame_samples() / CHUNK).max(1) as u64;
-        Ok(FrameEncoder { encoder, frame_chunks, pending: Vec::with_capacity(frame_chunks as usize * CHUNK), frame_start: 0 })
+        Ok(FrameEncoder { encoder, frame_chunks, pending: Vec::with_capacity(frame_chunks as usize * CHUNK), frame_start: 0, protection: (0, profile.expected_loss_percent) })
     }
 
     fn fork(&self) -> Result<Self, CodecError> {
-        Ok(FrameEncoder { encoder: self.encoder.try_clone()?, frame_chunks: self.frame_chunks, pending: self.pending.clone(), frame_start: self.frame_start })
+        Ok(FrameEncoder { encoder: self.encoder.try_clone()?, frame_chunks: self.frame_chunks, pending: self.pending.clone(), frame_start: self.frame_start, protection: self.protection })
+    }
+
+    /// Sets DRED depth and expected loss (see [`dred_for`]) when they change.
+    fn protect(&mut self, (dred_ms, loss): (u32, u8)) {
+        if self.protection != (dred_ms, loss) {
+            // In-range values, which libopus never refuses.
+            let _ = self.encoder.set_dred_ms(dred_ms);
+            let _ = self.encoder.set_expected_loss(loss);
+            self.protection = (dred_ms, loss);
+        }
     }
 
     /// Takes a new profile; only between frames, so the caller checks alignment.
     fn configure(&mut self, profile: &Profile) -> Result<(), CodecError> {
         self.encoder.configure(profile)?;
         self.frame_chunks = (self.encoder.frame_samples() / CHUNK).max(1) as u64;
+        self.protection = (0, profile.expected_loss_percent);
         Ok(())
     }
 
@@ -326,6 +365,10 @@ impl Room {
                 }
             }
             let enc = slot.as_mut().expect("just filled");
+            if enc.pending.is_empty() {
+                let on_tier = self.participants.values().filter(|p| p.down.own.is_none() && p.down.tier == tier).map(|p| &p.down);
+                enc.protect(dred_for(&cfg.tiers[tier], on_tier));
+            }
             shared_frames.push(enc.push(index, &pcm, &mut self.scratch[..]).unwrap_or(Frame::Pending));
         }
 
@@ -333,6 +376,10 @@ impl Room {
             let own_frame;
             let frame = match &mut p.down.own {
                 Some(own) => {
+                    if own.pending.is_empty() {
+                        let me = Downlink { own: None, ..p.down };
+                        own.protect(dred_for(&cfg.tiers[p.down.tier], std::iter::once(&me)));
+                    }
                     self.mix.minus(p.talking.then_some(&p.chunk[..]), &mut pcm);
                     own_frame = match own.push(index, &pcm, &mut self.scratch[..]) {
                         Ok(f) => f,

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use crate::codec::{CodecError, Encoder, MAX_PACKET_BYTES};
-use crate::profile::{Bandwidth, Profile, Redundancy};
+use crate::profile::{Bandwidth, BurstRedundancy, Profile, Redundancy};
 use crate::wire::audio::{AudioPacket, Redundant, MAX_REDUNDANT};
 
 /// How much protection a sender applies now (capped by its profile).
@@ -18,14 +18,20 @@ pub struct Protection {
     pub copies: u8,
     /// Loss the encoder is told to expect (drives DRED and LBRR where on).
     pub loss_percent: u8,
+    /// Packets between copies of one frame (≥ 1): copy k of frame n rides in
+    /// packet n + k × spacing, so a burst shorter than `spacing` cannot take
+    /// a frame and its copy together.
+    pub spacing: u8,
 }
 
 impl Protection {
-    pub const OFF: Protection = Protection { copies: 0, loss_percent: 0 };
+    pub const OFF: Protection = Protection { copies: 0, loss_percent: 0, spacing: 1 };
 
     /// Protection for a reported loss rate (0-1) and mean burst length (in
     /// packets): none on a clean link, one copy for scattered loss, and one
-    /// copy per packet of a typical burst (up to 3) when losses come in bursts.
+    /// copy per packet of a typical burst (up to 3) when losses come in bursts,
+    /// spaced by the mean burst length so one burst rarely takes them all
+    /// (the profile caps copies and spacing).
     pub fn for_loss(loss: f64, mean_burst: f64) -> Protection {
         let loss_percent = (loss * 100.0).round().clamp(0.0, 100.0) as u8;
         let copies = if loss < 0.005 {
@@ -35,7 +41,33 @@ impl Protection {
         } else {
             (mean_burst.ceil() as u8).clamp(2, MAX_REDUNDANT as u8)
         };
-        Protection { copies, loss_percent }
+        let spacing = if copies == 0 || mean_burst < 1.5 { 1 } else { mean_burst.round().clamp(1.0, 8.0) as u8 };
+        Protection { copies, loss_percent, spacing }
+    }
+}
+
+/// Protection from a stream of receiver reports: loss and burst length go up
+/// at once and come down slowly (×0.8 per report), so a clean second inside a
+/// lossy spell does not switch burst protection (and its packet size) off and on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProtectionSizer {
+    loss: f64,
+    burst: f64,
+}
+
+impl ProtectionSizer {
+    const KEEP: f64 = 0.8;
+
+    /// One report: `lost` of `expected` packets, longest run `max_burst`.
+    pub fn on_report(&mut self, expected: u16, lost: u16, max_burst: u16) -> Protection {
+        if expected == 0 {
+            return Protection::for_loss(self.loss, self.burst);
+        }
+        let loss = f64::from(lost) / f64::from(expected);
+        let burst = if lost == 0 { 1.0 } else { f64::from(max_burst.clamp(1, lost)) };
+        self.loss = loss.max(Self::KEEP * self.loss + (1.0 - Self::KEEP) * loss);
+        self.burst = burst.max(Self::KEEP * self.burst.max(1.0) + (1.0 - Self::KEEP) * burst);
+        Protection::for_loss(self.loss, self.burst)
     }
 }
 
@@ -86,17 +118,53 @@ impl Protector {
         }
     }
 
+    /// The profile's burst redundancy, while the reported loss comes in bursts.
+    pub fn burst_mode(&self) -> Option<&BurstRedundancy> {
+        self.redundancy.bursts.as_ref().filter(|_| self.level.copies > 0 && self.level.spacing > 1)
+    }
+
+    /// Packets between a frame and its copy: the wanted spacing capped by the profile.
+    pub fn spacing(&self) -> usize {
+        self.burst_mode().map_or(1, |b| usize::from(self.level.spacing.clamp(1, b.max_spacing.max(1))))
+    }
+
     /// Copies actually sent: the wanted level capped by the profile.
     pub fn copies(&self) -> usize {
+        if let Some(b) = self.burst_mode() {
+            return usize::from(self.level.copies.min(b.copies)).min(MAX_REDUNDANT);
+        }
         if self.dred_active {
             return 0;
         }
         usize::from(self.level.copies.min(self.redundancy.max_copies)).min(MAX_REDUNDANT)
     }
 
+    fn copy_bitrate(&self) -> u32 {
+        self.burst_mode().map_or(self.redundancy.bitrate_bps, |b| b.copy_bitrate_bps)
+    }
+
+    /// Copies of the last talkspurt's frames that later packets still have to carry.
+    pub fn tail_pending(&self) -> bool {
+        self.burst_mode().is_some() && self.history.iter().any(|(_, p)| p.len() > 2)
+    }
+
+    /// A frame with nothing worth copying (DTX) takes its place in the
+    /// history, so the talkspurt's last frames still get their spaced copies.
+    pub fn push_gap(&mut self, ts: u16) {
+        let window = self.copies() * self.spacing();
+        while self.history.len() >= window.max(1) {
+            self.history.pop_front();
+        }
+        self.history.push_back((ts, Vec::new()));
+        if !self.tail_pending() {
+            self.history.clear();
+        }
+    }
+
     pub fn set_dred_active(&mut self, on: bool) {
         self.dred_active = on;
-        if on {
+        // Burst copies are sent alongside DRED: it reaches what a burst over the copy took.
+        if on && self.burst_mode().is_none() {
             self.history.clear();
         }
     }
@@ -115,8 +183,9 @@ impl Protector {
     /// Follows a profile switch (at a frame boundary).
     pub fn configure(&mut self, profile: &Profile) -> Result<(), CodecError> {
         self.redundancy = profile.redundancy;
+        let any = profile.redundancy.bitrate_bps > 0 || profile.redundancy.bursts.is_some();
         match &mut self.encoder {
-            Some(_) if profile.redundancy.bitrate_bps == 0 => self.encoder = None,
+            Some(_) if !any => self.encoder = None,
             Some(enc) => enc.configure(&secondary_profile(profile, &profile.redundancy))?,
             None => {}
         }
@@ -130,19 +199,23 @@ impl Protector {
     /// datagrams, at the primary's `bandwidth`: a copy at another bandwidth
     /// makes the receiver's decoder switch and lose its state twice, which
     /// costs more than the copy restores.
-    pub fn push_frame(&mut self, profile: &Profile, ts: u16, pcm: &[i16], bandwidth: Option<Bandwidth>) -> Result<(), CodecError> {
-        let keep = self.copies();
-        if keep == 0 || self.redundancy.bitrate_bps == 0 {
+    pub fn push_frame(&mut self, profile: &Profile, ts: u16, pcm: &[i16], primary: &[u8]) -> Result<(), CodecError> {
+        let bandwidth = crate::codec::packet_bandwidth(primary);
+        let (keep, bitrate) = (self.copies(), self.copy_bitrate());
+        if keep == 0 || bitrate == 0 {
             self.history.clear();
             return Ok(());
         }
+        let window = keep * self.spacing();
         let enc = match &mut self.encoder {
             Some(e) => e,
             None => self.encoder.insert(Encoder::new(&secondary_profile(profile, &self.redundancy))?),
         };
         enc.set_bandwidth(bandwidth)?;
+        enc.set_bitrate(bitrate)?;
+        enc.set_frame_samples(pcm.len());
         let n = enc.encode(pcm, &mut self.scratch[..])?;
-        while self.history.len() >= keep {
+        while self.history.len() >= window {
             self.history.pop_front();
         }
         self.history.push_back((ts, self.scratch[..n].to_vec()));
@@ -154,11 +227,12 @@ impl Protector {
         self.history.clear();
     }
 
-    /// Attaches the copies of frames before `ts` to `packet`, oldest first.
+    /// Attaches the copies of frames `spacing`, 2 × `spacing`, … packets
+    /// before `ts` to `packet`, oldest first.
     pub fn attach<'a>(&'a self, ts: u16, packet: &mut AudioPacket<'a>) {
-        let keep = self.copies();
-        let skip = self.history.len().saturating_sub(keep);
-        for (frame_ts, payload) in self.history.iter().skip(skip) {
+        let (keep, spacing, len) = (self.copies(), self.spacing(), self.history.len());
+        for k in (1..=keep).rev() {
+            let Some((frame_ts, payload)) = len.checked_sub(k * spacing).and_then(|i| self.history.get(i)) else { continue };
             let back = ts.wrapping_sub(*frame_ts);
             // Copies of tiny (DTX) frames protect nothing; far ones do not fit the field.
             if back == 0 || back > u16::from(u8::MAX) || payload.len() <= 2 {
@@ -180,5 +254,25 @@ mod tests {
         assert_eq!(Protection::for_loss(0.2, 3.0).copies, 3);
         assert_eq!(Protection::for_loss(0.3, 6.0).copies, 3);
         assert_eq!(Protection::for_loss(0.1, 2.0).copies, 2);
+    }
+
+    #[test]
+    fn one_clean_report_inside_a_bursty_spell_keeps_the_spaced_copies() {
+        let mut sizer = ProtectionSizer::default();
+        assert_eq!(sizer.on_report(8, 0, 0), Protection::OFF);
+        let bursty = sizer.on_report(8, 3, 3);
+        assert_eq!((bursty.copies, bursty.spacing), (3, 3));
+        let after_clean = sizer.on_report(8, 0, 0);
+        assert_eq!(after_clean.spacing, 3, "{after_clean:?}");
+        // A long clean spell turns protection off again.
+        let p = (0..40).fold(after_clean, |_, _| sizer.on_report(8, 0, 0));
+        assert_eq!(p.copies, 0);
+    }
+
+    #[test]
+    fn copies_are_spaced_by_the_mean_burst_only_when_losses_come_in_bursts() {
+        assert_eq!(Protection::for_loss(0.1, 1.1).spacing, 1);
+        assert_eq!(Protection::for_loss(0.2, 3.0).spacing, 3);
+        assert_eq!(Protection::for_loss(0.0, 3.0).spacing, 1);
     }
 }

@@ -1,4 +1,4 @@
-//! Control messages, v2: one reliable bidirectional QUIC stream per connection
+//! Control messages, v3: one reliable bidirectional QUIC stream per connection
 //! carries frames of `varint length` + a postcard-encoded message. The client
 //! opens with [`ClientMsg::Hello`] carrying its protocol version; the gateway
 //! answers [`ServerMsg::Welcome`] or an [`ErrorCode::UnsupportedVersion`] error.
