@@ -34,6 +34,9 @@ pub struct CompareArgs {
     pub seed: u64,
     #[arg(long, default_value = "compare-out")]
     pub out: PathBuf,
+    /// Sim runs, each with the gateway's report grid shifted by 1/N s; figures are their mean.
+    #[arg(long, default_value_t = 4)]
+    pub report_phases: usize,
     #[command(flatten)]
     pub link: LinkArgs,
 }
@@ -81,21 +84,31 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
     let turns = sim::round_robin(&speech, a.clients, a.turn_seconds, a.gap_seconds, a.seconds);
     println!("comparing sim and netem: {} clients × {:.0} s over: {}", a.clients, a.seconds, link.description);
 
+    // Where the gateway's 1 s report grid falls decides when adaptation sees
+    // a stall begin (worth several points of a stalled client's loss); a real
+    // gateway's phase is wherever its start put it. So the sim samples it.
     let sim_dir = a.out.join("sim");
-    let spec = SimSpec {
-        names: names.clone(),
-        links: vec![link.clone(); a.clients],
-        turns: turns.clone(),
-        seconds: a.seconds,
-        seed: a.seed,
-        progress: true,
-        decoder_complexity: None,
-        profile: None,
-    };
-    let s = sim::run(&spec, &sim_dir)?;
-    let sim_scores = report::score_turns(&names, &turns, &s.heard, false)?;
-    report::write_series_csv(&sim_dir.join("series.csv"), &s.series)?;
-
+    let phases: Vec<Duration> = (0..a.report_phases.max(1)).map(|i| Duration::from_millis(1000 * i as u64 / a.report_phases.max(1) as u64)).collect();
+    let mut runs = Vec::new();
+    let mut sim_scores = Vec::new();
+    for (i, phase) in phases.iter().enumerate() {
+        let dir = if i == 0 { sim_dir.clone() } else { sim_dir.join(format!("phase-{}ms", phase.as_millis())) };
+        let spec = SimSpec {
+            names: names.clone(),
+            links: vec![link.clone(); a.clients],
+            turns: turns.clone(),
+            seconds: a.seconds,
+            seed: a.seed,
+            progress: true,
+            decoder_complexity: None,
+            profile: None,
+            report_phase: *phase,
+        };
+        let s = sim::run(&spec, &dir)?;
+        sim_scores.extend(report::score_turns(&names, &turns, &s.heard, false)?);
+        report::write_series_csv(&dir.join("series.csv"), &s.series)?;
+        runs.push(s);
+    }
     let net_dir = a.out.join("netem");
     std::fs::create_dir_all(&net_dir)?;
     let gateway = GatewayProcess::start(&net_dir.join("gateway-state"), &net_dir.join("gateway.log"))?;
@@ -163,18 +176,23 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<()> {
         net_side.up_kbps.push(f.up.bytes as f64 * 8.0 / a.seconds / 1000.0);
         net_side.down_kbps.push(f.down.bytes as f64 * 8.0 / a.seconds / 1000.0);
     }
+    // Per client and report phase: means below are over both.
+    let over = |f: &dyn Fn(&sim::SimOutcome) -> Vec<f64>| runs.iter().flat_map(f).collect::<Vec<f64>>();
     let sim_side = Side {
         mean_pesq_wb: report::mean_pesq(&sim_scores),
-        up_link_loss_pct: s.totals.iter().map(|t| t.up_link_loss_pct).collect(),
-        down_link_loss_pct: s.totals.iter().map(|t| t.down_link_loss_pct).collect(),
-        down_audio_loss_pct: s.totals.iter().map(|t| t.down_loss_pct).collect(),
+        up_link_loss_pct: over(&|s| s.totals.iter().map(|t| t.up_link_loss_pct).collect()),
+        down_link_loss_pct: over(&|s| s.totals.iter().map(|t| t.down_link_loss_pct).collect()),
+        down_audio_loss_pct: over(&|s| s.totals.iter().map(|t| t.down_loss_pct).collect()),
         // Like netem's: the client's smoothed RTT once a second, after the first two.
-        rtt_ms: names.iter().map(|n| mean(&s.series.iter().filter(|r| &r.client == n).skip(2).map(|r| r.srtt_ms).collect::<Vec<_>>())).collect(),
-        jitter_buffer_ms: s.totals.iter().map(|t| t.mean_jitter_buffer_ms.unwrap_or(f64::NAN)).collect(),
-        up_kbps: s.totals.iter().map(|t| t.up_bytes as f64 * 8.0 / a.seconds / 1000.0).collect(),
-        down_kbps: s.totals.iter().map(|t| t.down_bytes as f64 * 8.0 / a.seconds / 1000.0).collect(),
+        rtt_ms: over(&|s| names.iter().map(|n| mean(&s.series.iter().filter(|r| &r.client == n).skip(2).map(|r| r.srtt_ms).collect::<Vec<_>>())).collect()),
+        jitter_buffer_ms: over(&|s| s.totals.iter().map(|t| t.mean_jitter_buffer_ms.unwrap_or(f64::NAN)).collect()),
+        up_kbps: over(&|s| s.totals.iter().map(|t| t.up_bytes as f64 * 8.0 / a.seconds / 1000.0).collect()),
+        down_kbps: over(&|s| s.totals.iter().map(|t| t.down_bytes as f64 * 8.0 / a.seconds / 1000.0).collect()),
         turns: &sim_scores,
     };
+    let per_phase: Vec<f64> = runs.iter().map(|s| mean(&s.totals.iter().map(|t| t.up_link_loss_pct).collect::<Vec<_>>())).collect();
+    let down_phase: Vec<f64> = runs.iter().map(|s| mean(&s.totals.iter().map(|t| t.down_link_loss_pct).collect::<Vec<_>>())).collect();
+    println!("sim over {} report phases: uplink loss {:.2?} %, downlink {:.2?} %", runs.len(), per_phase, down_phase);
     println!("\n(means over clients)                sim      netem    netem − sim   goal");
     let row = |label: &str, x: f64, y: f64, goal: &str| println!("{label:<34}{x:8.2} {y:10.2} {:12.2}   {goal}", y - x);
     if let (Some(x), Some(y)) = (sim_side.mean_pesq_wb, net_side.mean_pesq_wb) {

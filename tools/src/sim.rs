@@ -76,6 +76,8 @@ pub struct SimSpec {
     /// Decoder complexity of every receive stream (clients and gateway);
     /// `None` keeps the profiles' (7: NoLACE). See `sim --fast`.
     pub decoder_complexity: Option<u8>,
+    /// Where the gateway's 1 s receiver-report grid falls (see `GatewayConfig::report_phase`).
+    pub report_phase: Duration,
 }
 
 /// The gateway and client configs for a fixed profile or for adaptation.
@@ -348,6 +350,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             p.decoder_complexity = c;
         }
     }
+    gw_config.report_phase = spec.report_phase;
     let mut gateway = Gateway::new(gw_config);
     let mut nodes = Vec::new();
     let mut heard_paths = Vec::new();

@@ -115,6 +115,7 @@ pub fn run(a: &SimArgs) -> anyhow::Result<()> {
             n => Some(Profile::named(n).with_context(|| format!("no profile {n:?}: adaptive, 2g, edge, 3g or good"))?),
         },
         decoder_complexity: a.fast.then_some(FAST_DECODER_COMPLEXITY),
+        report_phase: std::time::Duration::ZERO,
     };
     println!("simulating {} clients × {:.0} s over: {}", a.clients, a.seconds, link.description);
     let outcome = sim::run(&spec, &a.out)?;

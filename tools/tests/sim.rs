@@ -24,6 +24,7 @@ fn spec(seed: u64) -> SimSpec {
         profile: lowband_core::profile::Profile::named("good"),
         progress: false,
         decoder_complexity: None,
+        report_phase: std::time::Duration::ZERO,
     }
 }
 

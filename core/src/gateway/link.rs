@@ -113,7 +113,7 @@ impl Gateway {
     /// Once a second: a report to each joined connection on its uplink, and
     /// the adapters' silence and probe timers.
     pub(super) fn link_timeout(&mut self, now: Time) {
-        let due = *self.links.next_report.get_or_insert(now + REPORT_INTERVAL);
+        let due = *self.links.next_report.get_or_insert(now + REPORT_INTERVAL + self.config.report_phase);
         if now < due {
             return;
         }

@@ -65,6 +65,9 @@ pub struct GatewayConfig {
     pub adapt_downlink: bool,
     /// How long a lost connection's seat is held for a reconnect (zero: none).
     pub seat_grace: Duration,
+    /// Delay of the first receiver report past one interval: where the 1 s report
+    /// grid falls (a real gateway's is wherever its start puts it; `sim` varies it).
+    pub report_phase: Duration,
 }
 
 /// The built-in downlink tiers: the link profile ladder (`2g`, `edge`, `3g`,
@@ -114,6 +117,7 @@ impl Default for GatewayConfig {
             record: false,
             adapt_downlink: true,
             seat_grace: Duration::from_secs(60),
+            report_phase: Duration::ZERO,
         }
     }
 }
