@@ -355,7 +355,7 @@ impl Client {
         if r.expected > 0 {
             // Redundancy sized by the loss the gateway sees (issue #3's protection),
             // held through a clean second or two of a lossy spell.
-            let level = self.protection.on_report(r.expected, r.lost, r.max_burst);
+            let level = self.protection.on_report(&r);
             self.uplink.set_protection(level);
         }
         let signal = PathSignal { rtt: self.path.map(|p| p.rtt), window_starved: self.window_starved() };

@@ -5,12 +5,13 @@
 //! New variants are only ever appended, so older peers fail cleanly on them.
 //! v2 added `Codec` both ways (libopus versions, so DRED is used only between
 //! identical builds): a v1 peer is refused by version before it could see one.
+//! v3 added `loss_runs` to [`ReceiverReport`] (the mean burst sizes protection).
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{varint, WireError};
 
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest control frame either side accepts (a 150-person roster is ~8 KiB).
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Longest participant name and room name, in bytes of UTF-8.
@@ -70,6 +71,9 @@ pub struct ReceiverReport {
     pub jitter_ms: u16,
     /// Slope of one-way delay over the interval, ms per second (queues building: > 0).
     pub delay_trend: i16,
+    /// Runs of consecutive losses: `lost / loss_runs` is the mean burst, which
+    /// sizes burst protection (the longest run alone overstates it on random loss).
+    pub loss_runs: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
