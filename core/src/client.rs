@@ -192,6 +192,11 @@ pub struct Client {
     rejoining: bool,
 }
 
+/// What the clinician hears through: the adaptive buffer, starting at the configured delay.
+fn downlink_stream(profile: &Profile, config: &ClientConfig) -> Result<ReceiveStream, CodecError> {
+    ReceiveStream::with_config(profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })
+}
+
 impl Client {
     /// Queues Hello and Join: the first transmits are ready at once.
     pub fn new(config: ClientConfig) -> Result<Self, CodecError> {
@@ -206,7 +211,7 @@ impl Client {
             you: None,
             roster: BTreeMap::new(),
             uplink: SendStream::new(profile.clone(), None, true)?,
-            downlink: ReceiveStream::with_config(profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })?,
+            downlink: downlink_stream(&profile, &config)?,
             muted: false,
             locked: false,
             out: VecDeque::new(),
@@ -496,7 +501,7 @@ impl Client {
             ServerMsg::Joined { you, roster, .. } => {
                 if std::mem::take(&mut self.rejoining) && self.you != Some(you) {
                     // A new seat: the gateway's streams start afresh.
-                    self.downlink = ReceiveStream::new(self.profile().decoder_complexity, self.config.jitter_target).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
+                    self.downlink = downlink_stream(self.profile(), &self.config).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
                     self.feedback = ReportBuilder::default();
                 }
                 self.reconnecting.clear();

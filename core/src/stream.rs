@@ -298,6 +298,11 @@ impl ReceiveStream {
         }
     }
 
+    /// The receive buffer, for reports that follow its target and playout lead.
+    pub fn jitter_buffer(&self) -> &JitterBuffer {
+        &self.jitter
+    }
+
     /// Takes one datagram; malformed ones are counted and dropped.
     pub fn insert_datagram(&mut self, now: Time, datagram: &[u8]) -> Option<AudioHeader> {
         match AudioPacket::decode(datagram) {

@@ -82,6 +82,10 @@ pub fn replay(talk: &Talk, trace: &MahimahiTrace, config: JitterConfig) -> anyho
     const PULL_PHASE_MS: u64 = 7;
     // Let the last packets drain through the link.
     let end_ms = talk.duration_ms + 10_000;
+    let mut timeline = match std::env::var_os("JR_TIMELINE") {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => None,
+    };
     for ms in 0..end_ms {
         let now = Time::from_millis(ms);
         while next_send < talk.packets.len() && talk.packets[next_send].0 <= now.as_micros() {
@@ -94,7 +98,15 @@ pub fn replay(talk: &Talk, trace: &MahimahiTrace, config: JitterConfig) -> anyho
             recv.insert_datagram(now, &talk.packets[i].1);
         }
         if ms % 20 == PULL_PHASE_MS {
-            recv.pull_chunk(now, &mut chunk);
+            let played = recv.stats().jitter.played_packets;
+            let kind = recv.pull_chunk(now, &mut chunk);
+            if let Some(t) = timeline.as_mut() {
+                use std::io::Write;
+                let jb = recv.jitter_buffer();
+                let s = jb.stats();
+                let lead = jb.playout_lead().map_or(-1.0, |l| l.as_secs_f64() * 1e3);
+                writeln!(t, "{},{:.1},{:.1},{},{:?},{},{}", ms, s.target_delay_us as f64 / 1e3, lead, s.played_packets - played, kind, s.mean_delay_us, s.silence_moves)?;
+            }
         }
     }
     let sent = talk.packets.len();
