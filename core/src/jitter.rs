@@ -50,6 +50,18 @@ pub enum Pop {
     Packet(Vec<u8>, bool),
     /// The next packet is missing (lost or not yet here): conceal this many samples.
     Missing(usize),
+    /// Play this many samples of silence, then pop again: a talkspurt starts
+    /// inside this chunk, so its first sample is heard at the target, not at
+    /// the next 20 ms pull.
+    Pause(usize),
+}
+
+/// When the packet at the playout point is due, given the audio queued ahead of it.
+enum Due {
+    Now,
+    /// After this many samples of silence (fewer than the chunk still needs).
+    After(usize),
+    Later,
 }
 
 /// Which way playout should be stretched to follow the target.
@@ -132,13 +144,14 @@ pub struct JitterStats {
     /// Holes filled by redundant copies before they had to be concealed.
     pub recovered: u64,
     pub played_packets: u64,
-    /// Mean and 95th percentile of the time from a packet's arrival to the
-    /// pull that emits its first sample (WebRTC's jitterBufferDelay), µs.
+    /// Mean time from a packet's arrival to the pull that emits it for
+    /// decoding (WebRTC's jitterBufferDelay), µs.
     pub mean_delay_us: u64,
-    pub p95_delay_us: u64,
-    /// Mean time from arrival to the first sample's place in the output
-    /// (the pull plus the audio queued ahead of it in the stream), µs.
+    /// Mean and 95th percentile of the time from a packet's arrival to its
+    /// first sample's place in the output (the pull plus the audio queued
+    /// ahead of it): what the listener waits, comparable to a fixed buffer's delay, µs.
     pub mean_playout_delay_us: u64,
+    pub p95_playout_delay_us: u64,
     /// Current target delay (relative to the fastest packet), µs.
     pub target_delay_us: u64,
     pub inserted_samples: u64,
@@ -173,6 +186,10 @@ const STRETCH_SPACING_SAMPLES: usize = 100 * SAMPLES_PER_MS;
 const BACKLOG_US: i64 = 200_000;
 /// In speech, expand only when this far below the target (waits raise the delay too).
 const EXPAND_BELOW_US: i64 = 20_000;
+/// A wait for a late packet conceals a whole pull (20 ms) even when the
+/// packet was a few ms late: afterwards speech is accelerated back to this
+/// close above the target, as the concealment has already moved the time axis.
+const CATCH_UP_ABOVE_US: i64 = 5_000;
 /// A wait this long is an outage: what arrives right after it is backlog...
 const OUTAGE: Duration = Duration::from_secs(1);
 /// ...for this long...
@@ -288,9 +305,12 @@ pub struct JitterBuffer {
     concealing: bool,
     /// Samples played since the last stretch.
     since_stretch: usize,
+    /// Playout waited for a late packet and has not yet come back to the target.
+    catching_up: bool,
+    /// Arrival-to-output delays (including the audio queued ahead).
     delays: DelayHistogram,
-    /// Sum of arrival-to-output delays including the queued audio, µs.
-    playout_delay_sum_us: u64,
+    /// Sum of arrival-to-emission delays, µs.
+    emission_delay_sum_us: u64,
     stats: JitterStats,
 }
 
@@ -323,6 +343,10 @@ impl DelayHistogram {
     }
 }
 
+fn samples_us(n: usize) -> u64 {
+    (n * 1000 / SAMPLES_PER_MS) as u64
+}
+
 fn ts_us(ts: i64) -> i64 {
     ts * TICK_US as i64
 }
@@ -345,8 +369,9 @@ impl JitterBuffer {
             last_insert: Time::ZERO,
             concealing: false,
             since_stretch: 0,
+            catching_up: false,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
-            playout_delay_sum_us: 0,
+            emission_delay_sum_us: 0,
             stats: JitterStats::default(),
         }
     }
@@ -371,10 +396,10 @@ impl JitterBuffer {
     pub fn stats(&self) -> JitterStats {
         let mut s = self.stats;
         s.emitted = self.delays.count;
-        s.delay_us = self.delays.sum_us;
-        s.mean_delay_us = self.delays.sum_us.checked_div(self.delays.count).unwrap_or(0);
-        s.p95_delay_us = self.delays.percentile_us(0.95);
-        s.mean_playout_delay_us = self.playout_delay_sum_us.checked_div(self.delays.count).unwrap_or(0);
+        s.delay_us = self.emission_delay_sum_us;
+        s.mean_delay_us = self.emission_delay_sum_us.checked_div(self.delays.count).unwrap_or(0);
+        s.mean_playout_delay_us = self.delays.sum_us.checked_div(self.delays.count).unwrap_or(0);
+        s.p95_playout_delay_us = self.delays.percentile_us(0.95);
         s.target_delay_us = self.target_us() as u64;
         s
     }
@@ -473,8 +498,10 @@ impl JitterBuffer {
     pub fn pop(&mut self, now: Time, queued: usize, want: usize) -> Pop {
         if self.state == State::Idle {
             let Some((&ts, _)) = self.packets.first_key_value() else { return Pop::Silence };
-            if self.lead_at(now, ts) < self.target_us() {
-                return Pop::Silence;
+            match self.due(now, ts, queued, want) {
+                Due::Now => {}
+                Due::After(n) => return Pop::Pause(n),
+                Due::Later => return Pop::Silence,
             }
             self.state = State::Playing;
             self.next = ts;
@@ -497,8 +524,10 @@ impl JitterBuffer {
                 // Nothing was lost: the gap is a DTX silence (or what an
                 // outage took is gone anyway). Jump it when the next
                 // talkspurt is due at the target: playout moves here.
-                if self.lead_at(now, ts) < self.target_us() {
-                    return self.wait(now, want, false);
+                match self.due(now, ts, queued, want) {
+                    Due::Now => {}
+                    Due::After(n) => return Pop::Pause(n),
+                    Due::Later => return self.wait(now, want, false),
                 }
                 self.next = ts;
                 self.stats.silence_moves += 1;
@@ -510,6 +539,7 @@ impl JitterBuffer {
             match packet_samples(&e.payload) {
                 Ok(n) if n > 0 => {
                     if let Some(since) = self.waiting_since.take() {
+                        self.catching_up = true;
                         let waited = now.saturating_since(since);
                         if waited >= INTERRUPTION {
                             self.stats.interruptions += 1;
@@ -518,11 +548,14 @@ impl JitterBuffer {
                     }
                     self.waiting = 0;
                     self.concealing = false;
-                    self.lead_us = Some(self.lead_at(now, self.next));
+                    let queued_us = samples_us(queued);
+                    let lead = self.lead_at(now, self.next) + queued_us as i64;
+                    self.lead_us = Some(lead);
+                    self.catching_up &= lead > self.target_us() + CATCH_UP_ABOVE_US;
                     if e.arrival > Time::ZERO {
                         let d = now.saturating_since(e.arrival).as_micros() as u64;
-                        self.delays.add(d);
-                        self.playout_delay_sum_us += d + (queued / SAMPLES_PER_MS * 1000) as u64;
+                        self.emission_delay_sum_us += d;
+                        self.delays.add(d + queued_us);
                     }
                     self.stats.played_packets += 1;
                     self.since_stretch += n;
@@ -546,6 +579,21 @@ impl JitterBuffer {
         Pop::Missing(n)
     }
 
+    /// Whether the packet at media time `ts` is due now, `queued` samples
+    /// ahead of it: when its first sample would be heard at the target.
+    fn due(&self, now: Time, ts: i64, queued: usize, want: usize) -> Due {
+        let short = self.target_us() - self.lead_at(now, ts) - samples_us(queued) as i64;
+        if short <= 0 {
+            return Due::Now;
+        }
+        let n = (short as usize * SAMPLES_PER_MS).div_ceil(1000);
+        if n < want {
+            Due::After(n)
+        } else {
+            Due::Later
+        }
+    }
+
     /// Holds playout where it is: concealment at first, then silence.
     fn wait(&mut self, now: Time, want: usize, expected: bool) -> Pop {
         if expected {
@@ -567,7 +615,8 @@ impl JitterBuffer {
         self.stats.concealed_samples += n as u64;
     }
 
-    /// How far playout ran behind the fastest recent packet at the last packet played.
+    /// How far playout (of its first sample, in the output) ran behind the
+    /// fastest recent packet at the last packet played.
     pub fn playout_lead(&self) -> Option<Duration> {
         self.lead_us.map(|l| Duration::from_micros(l.max(0) as u64))
     }
@@ -585,13 +634,25 @@ impl JitterBuffer {
         if self.since_stretch < STRETCH_SPACING_SAMPLES {
             return None;
         }
-        if lead > target + self.cfg.accelerate_above.as_micros() as i64 {
+        let above = if self.catching_up { CATCH_UP_ABOVE_US } else { self.cfg.accelerate_above.as_micros() as i64 };
+        if lead > target + above {
             Some(StretchWanted::Accelerate)
         } else if lead + EXPAND_BELOW_US < target {
             Some(StretchWanted::Expand)
         } else {
             None
         }
+    }
+
+    /// How many samples acceleration may remove without taking playout
+    /// below the target (any amount for an outage's backlog).
+    pub fn accelerate_limit(&self) -> usize {
+        let Some(lead) = self.lead_us else { return 0 };
+        let over = lead - self.target_us();
+        if over > BACKLOG_US {
+            return usize::MAX;
+        }
+        (over.max(0) as usize * SAMPLES_PER_MS) / 1000
     }
 
     /// The caller stretched playout by this many samples (negative: removed).
@@ -685,7 +746,7 @@ mod tests {
                             self.played_at.push((now.as_micros(), l));
                         }
                     }
-                    Pop::Missing(n) => self.queued += n,
+                    Pop::Missing(n) | Pop::Pause(n) => self.queued += n,
                     Pop::Silence => self.queued = 320,
                 }
             }

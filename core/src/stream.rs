@@ -344,9 +344,9 @@ impl ReceiveStream {
         let mut need = CHUNK - self.pcm_len;
         self.pcm_len = 0;
         while need > 0 {
-            match self.jitter.pop(now, 0, need) {
+            match self.jitter.pop(now, CHUNK - need, need) {
                 Pop::Silence => break,
-                Pop::Missing(n) => need = need.saturating_sub(n),
+                Pop::Missing(n) | Pop::Pause(n) => need = need.saturating_sub(n),
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
                     let n = crate::codec::packet_samples(&p).unwrap_or(need).min(MAX_FRAME_SAMPLES);
@@ -375,7 +375,7 @@ impl ReceiveStream {
             }
             let mut rest = len - pos;
             let done = match self.jitter.stretch_wanted() {
-                Some(StretchWanted::Accelerate) => stretch::accelerate(&mut self.pcm[pos..], &mut rest),
+                Some(StretchWanted::Accelerate) => stretch::accelerate_at_most(&mut self.pcm[pos..], &mut rest, self.jitter.accelerate_limit()),
                 Some(StretchWanted::Expand) if pos == 0 => stretch::expand(&mut self.pcm[pos..], &mut rest),
                 _ => break,
             };
@@ -417,6 +417,10 @@ impl ReceiveStream {
                 Pop::Silence => {
                     room[..CHUNK - self.pcm_len].fill(0);
                     CHUNK - self.pcm_len
+                }
+                Pop::Pause(n) => {
+                    room[..n].fill(0);
+                    n
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;

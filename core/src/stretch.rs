@@ -30,8 +30,9 @@ pub enum Stretch {
 
 /// The best period length in `x` (comparing x[0..L] with x[L..2L]) and its
 /// normalised correlation, or `None` if `x` is too short or is a transient.
-fn find_period(x: &[i16]) -> Option<(usize, f64)> {
-    let max = MAX_PERIOD.min(x.len() / 2);
+/// Periods are at most `longest` samples.
+fn find_period(x: &[i16], longest: usize) -> Option<(usize, f64)> {
+    let max = MAX_PERIOD.min(longest).min(x.len() / 2);
     if max < MIN_PERIOD {
         return None;
     }
@@ -89,7 +90,12 @@ fn mix(out_gone: i16, coming: i16, w: f64) -> i16 {
 /// Accelerate: removes one pitch period from the front of `buf[..*len]`,
 /// cross-fading period 1 into period 2. Needs `*len` ≥ 2 × the period.
 pub fn accelerate(buf: &mut [i16], len: &mut usize) -> Stretch {
-    let Some((l, c)) = find_period(&buf[..*len]) else { return Stretch::None };
+    accelerate_at_most(buf, len, MAX_PERIOD)
+}
+
+/// Accelerate removing at most `most` samples (a period no longer than that).
+pub fn accelerate_at_most(buf: &mut [i16], len: &mut usize, most: usize) -> Stretch {
+    let Some((l, c)) = find_period(&buf[..*len], most) else { return Stretch::None };
     if c < PERIODIC {
         return Stretch::None;
     }
@@ -100,7 +106,7 @@ pub fn accelerate(buf: &mut [i16], len: &mut usize) -> Stretch {
 /// Preemptive expand: repeats one pitch period near the front of
 /// `buf[..*len]`. `buf` needs room for `MAX_PERIOD` more samples.
 pub fn expand(buf: &mut [i16], len: &mut usize) -> Stretch {
-    let Some((l, c)) = find_period(&buf[..*len]) else { return Stretch::None };
+    let Some((l, c)) = find_period(&buf[..*len], MAX_PERIOD) else { return Stretch::None };
     if c < PERIODIC || *len + l > buf.len() {
         return Stretch::None;
     }

@@ -58,9 +58,11 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
     speech.extend(read_speech(&shared_file("speech/synthetic-hub-reply-16k.wav").map_err(anyhow::Error::msg)?).map_err(anyhow::Error::msg)?);
     println!();
     println!("## Adaptive buffer vs the best fixed buffer in hindsight (≤ 2 % late), per trace");
-    println!("Delays are from a packet's arrival to its playout, over the packets played.");
+    println!("Delays are over the packets played, from a packet's arrival to the instant its first sample is heard:");
+    println!("for the adaptive buffer the 20 ms pull that emits it plus the audio queued ahead of it in the output,");
+    println!("for the fixed buffer the fastest packet's arrival plus its delay. \"to pull\" leaves out the queued audio (NetEq's jitterBufferDelay).");
     println!();
-    println!("| trace | direction | packet ms | seconds | packets | adaptive late loss % | adaptive mean delay ms | adaptive p95 ms | adaptive mean to output ms | best fixed delay ms | its late loss % | its mean delay ms | goal met | concealed % | interruptions (s) | stretched +/− ms |");
+    println!("| trace | direction | packet ms | seconds | packets | adaptive late loss % | adaptive mean delay ms | adaptive p95 ms | adaptive mean to pull ms | best fixed delay ms | its late loss % | its mean delay ms | goal met | concealed % | interruptions (s) | stretched +/− ms |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let traces = traces::find_traces(&dir)?;
     let (mut met, mut total) = (0, 0);
@@ -85,8 +87,8 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
                 r.packets,
                 r.adaptive_late * 100.0,
                 r.adaptive_mean_ms(),
-                a.p95_delay_us as f64 / 1000.0,
-                a.mean_playout_delay_us as f64 / 1000.0,
+                a.p95_playout_delay_us as f64 / 1000.0,
+                a.mean_delay_us as f64 / 1000.0,
                 r.fixed.delay_ms,
                 r.fixed.late * 100.0,
                 r.fixed.mean_delay_ms,

@@ -60,8 +60,9 @@ pub struct TraceRow {
 }
 
 impl TraceRow {
+    /// Arrival to the first sample heard, as the fixed buffer's delay is measured.
     pub fn adaptive_mean_ms(&self) -> f64 {
-        self.adaptive.mean_delay_us as f64 / 1000.0
+        self.adaptive.mean_playout_delay_us as f64 / 1000.0
     }
 
     /// The goal: at most 2 % late, at a lower mean delay than the best fixed buffer.
