@@ -15,7 +15,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use crate::codec::{packet_samples, SAMPLES_PER_MS};
+use crate::codec::{packet_samples, CHUNK, SAMPLES_PER_MS};
+use crate::stretch;
 use crate::time::Time;
 use crate::wire::audio::{TICK_SAMPLES, TICK_US};
 
@@ -50,18 +51,6 @@ pub enum Pop {
     Packet(Vec<u8>, bool),
     /// The next packet is missing (lost or not yet here): conceal this many samples.
     Missing(usize),
-    /// Play this many samples of silence, then pop again: a talkspurt starts
-    /// inside this chunk, so its first sample is heard at the target, not at
-    /// the next 20 ms pull.
-    Pause(usize),
-}
-
-/// When the packet at the playout point is due, given the audio queued ahead of it.
-enum Due {
-    Now,
-    /// After this many samples of silence (fewer than the chunk still needs).
-    After(usize),
-    Later,
 }
 
 /// Which way playout should be stretched to follow the target.
@@ -189,10 +178,11 @@ const STRETCH_SPACING_SAMPLES: usize = 100 * SAMPLES_PER_MS;
 const BACKLOG_US: i64 = 200_000;
 /// In speech, expand only when this far below the target (waits raise the delay too).
 const EXPAND_BELOW_US: i64 = 20_000;
-/// A wait for a late packet conceals a whole pull (20 ms) even when the
-/// packet was a few ms late: afterwards speech is accelerated back to this
-/// close above the target, as the concealment has already moved the time axis.
-const CATCH_UP_ABOVE_US: i64 = 5_000;
+/// Playout is pulled in chunks: a packet must be here by the pull of the
+/// chunk its first sample plays in, so its deadline lead moves in these steps.
+const PULL_US: i64 = (CHUNK / SAMPLES_PER_MS * 1000) as i64;
+/// Less than this over the lowest safe lead is not worth a stretch.
+const MIN_STRETCH_US: i64 = (stretch::MIN_PERIOD * 1000 / SAMPLES_PER_MS) as i64;
 /// A wait this long is an outage: what arrives right after it is backlog...
 const OUTAGE: Duration = Duration::from_secs(1);
 /// ...for this long...
@@ -308,8 +298,10 @@ pub struct JitterBuffer {
     concealing: bool,
     /// Samples played since the last stretch.
     since_stretch: usize,
-    /// Playout waited for a late packet and has not yet come back to the target.
+    /// Playout waited for a late packet and has not yet come back down.
     catching_up: bool,
+    /// Lead of the pull that emitted the last packet played: its deadline, µs.
+    deadline_lead_us: Option<i64>,
     /// Arrival-to-output delays (including the audio queued ahead).
     delays: DelayHistogram,
     /// Sum of arrival-to-emission delays, µs.
@@ -373,6 +365,7 @@ impl JitterBuffer {
             concealing: false,
             since_stretch: 0,
             catching_up: false,
+            deadline_lead_us: None,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
             emission_delay_sum_us: 0,
             stats: JitterStats::default(),
@@ -501,10 +494,8 @@ impl JitterBuffer {
     pub fn pop(&mut self, now: Time, queued: usize, want: usize) -> Pop {
         if self.state == State::Idle {
             let Some((&ts, _)) = self.packets.first_key_value() else { return Pop::Silence };
-            match self.due(now, ts, queued, want) {
-                Due::Now => {}
-                Due::After(n) => return Pop::Pause(n),
-                Due::Later => return Pop::Silence,
+            if self.lead_at(now, ts) < self.target_us() {
+                return Pop::Silence;
             }
             self.state = State::Playing;
             self.next = ts;
@@ -527,10 +518,8 @@ impl JitterBuffer {
                 // Nothing was lost: the gap is a DTX silence (or what an
                 // outage took is gone anyway). Jump it when the next
                 // talkspurt is due at the target: playout moves here.
-                match self.due(now, ts, queued, want) {
-                    Due::Now => {}
-                    Due::After(n) => return Pop::Pause(n),
-                    Due::Later => return self.wait(now, want, false),
+                if self.lead_at(now, ts) < self.target_us() {
+                    return self.wait(now, want, false);
                 }
                 self.next = ts;
                 self.stats.silence_moves += 1;
@@ -553,9 +542,10 @@ impl JitterBuffer {
                     self.waiting = 0;
                     self.concealing = false;
                     let queued_us = samples_us(queued);
-                    let lead = self.lead_at(now, self.next) + queued_us as i64;
-                    self.lead_us = Some(lead);
-                    self.catching_up &= lead > self.target_us() + CATCH_UP_ABOVE_US;
+                    let deadline = self.lead_at(now, self.next);
+                    self.deadline_lead_us = Some(deadline);
+                    self.lead_us = Some(deadline + queued_us as i64);
+                    self.catching_up &= self.over_safe_lead_us() >= MIN_STRETCH_US;
                     if e.arrival > Time::ZERO {
                         let d = now.saturating_since(e.arrival).as_micros() as u64;
                         self.emission_delay_sum_us += d;
@@ -581,21 +571,6 @@ impl JitterBuffer {
         self.last_seq = None;
         self.conceal(n);
         Pop::Missing(n)
-    }
-
-    /// Whether the packet at media time `ts` is due now, `queued` samples
-    /// ahead of it: when its first sample would be heard at the target.
-    fn due(&self, now: Time, ts: i64, queued: usize, want: usize) -> Due {
-        let short = self.target_us() - self.lead_at(now, ts) - samples_us(queued) as i64;
-        if short <= 0 {
-            return Due::Now;
-        }
-        let n = (short as usize * SAMPLES_PER_MS).div_ceil(1000);
-        if n < want {
-            Due::After(n)
-        } else {
-            Due::Later
-        }
     }
 
     /// Holds playout where it is: concealment at first, then silence.
@@ -638,8 +613,11 @@ impl JitterBuffer {
         if self.since_stretch < STRETCH_SPACING_SAMPLES {
             return None;
         }
-        let above = if self.catching_up { CATCH_UP_ABOVE_US } else { self.cfg.accelerate_above.as_micros() as i64 };
-        if lead > target + above {
+        if self.catching_up && self.over_safe_lead_us() >= MIN_STRETCH_US {
+            // A wait concealed a whole pull, usually for a packet only a few ms
+            // late: take back what the deadlines do not need.
+            Some(StretchWanted::Accelerate)
+        } else if lead > target + self.cfg.accelerate_above.as_micros() as i64 {
             Some(StretchWanted::Accelerate)
         } else if lead + EXPAND_BELOW_US < target {
             Some(StretchWanted::Expand)
@@ -648,15 +626,25 @@ impl JitterBuffer {
         }
     }
 
-    /// How many samples acceleration may remove without taking playout
-    /// below the target (any amount for an outage's backlog).
+    /// How far playout is above the lowest lead at which the next packets'
+    /// deadlines (the pulls they are emitted at) still cover the target, µs.
+    /// Deadlines move in whole pulls, so that lead is the first step of the
+    /// pull grid at or above the target, not the target itself.
+    fn over_safe_lead_us(&self) -> i64 {
+        let (Some(lead), Some(deadline)) = (self.lead_us, self.deadline_lead_us) else { return 0 };
+        let safe = deadline + (self.target_us() - deadline).div_euclid(PULL_US) * PULL_US;
+        let safe = if safe < self.target_us() { safe + PULL_US } else { safe };
+        lead - safe
+    }
+
+    /// How many samples acceleration may remove without taking the next
+    /// packets' deadlines below the target (any amount for an outage's backlog).
     pub fn accelerate_limit(&self) -> usize {
         let Some(lead) = self.lead_us else { return 0 };
-        let over = lead - self.target_us();
-        if over > BACKLOG_US {
+        if lead - self.target_us() > BACKLOG_US {
             return usize::MAX;
         }
-        (over.max(0) as usize * SAMPLES_PER_MS) / 1000
+        (self.over_safe_lead_us().max(0) as usize * SAMPLES_PER_MS) / 1000
     }
 
     /// The caller stretched playout by this many samples (negative: removed).
@@ -751,7 +739,7 @@ mod tests {
                             self.played_at.push((now.as_micros(), l));
                         }
                     }
-                    Pop::Missing(n) | Pop::Pause(n) => self.queued += n,
+                    Pop::Missing(n) => self.queued += n,
                     Pop::Silence => self.queued = 320,
                 }
             }
@@ -831,21 +819,22 @@ mod tests {
     }
 
     #[test]
-    fn on_steady_low_jitter_playout_settles_near_the_jitters_98th_percentile() {
+    fn on_steady_low_jitter_playout_settles_at_the_first_pull_that_covers_the_98th_percentile() {
         let mut sim = Sim::new();
         // Talkspurts of 3 s with 0.5 s of DTX between them (media time jumps,
-        // sequence numbers do not). Delay 58 ms + 0..10 ms of jitter: the
-        // packets' 98th percentile is 9.8 ms over the fastest. The base delay
-        // puts the 20 ms pulls 9 ms after the fastest arrivals, so a buffer
-        // that can only start a talkspurt at a pull sits at 29 ms.
+        // sequence numbers do not). Delay 58 ms + 0..10 ms of jitter, and every
+        // 197 packets a short stall (+25, +15, +5 ms, in order). The pulls fall 9 ms after the
+        // fastest arrivals, so deadlines can be 9, 29, 49 ms...: 9 would miss
+        // ~9 % of packets, 29 is the lowest that covers the 98th percentile.
         let mut rng = crate::rng::Rng::new(7);
         let mut jitter = Vec::new();
         for i in 0..2000u16 {
             let spurt = u64::from(i / 150);
             let send = spurt * 3_500_000 + u64::from(i % 150) * 20_000;
             let ts = (send / TICK_US) as u16;
-            jitter.push(rng.below(11));
-            sim.flight.push((send + 58_000 + jitter[i as usize] * 1_000, i, ts));
+            let j = rng.below(11) + [25, 15, 5].get(usize::from(i % 197).wrapping_sub(50)).copied().unwrap_or(0);
+            jitter.push(j);
+            sim.flight.push((send + 58_000 + j * 1_000, i, ts));
         }
         sim.flight.sort();
         sim.run_until(46_000_000);
@@ -854,9 +843,11 @@ mod tests {
         let leads: Vec<f64> = sim.played_at.iter().filter(|(t, _)| (10_000_000..46_000_000).contains(t)).map(|(_, l)| l.as_secs_f64() * 1e3).collect();
         let mean = leads.iter().sum::<f64>() / leads.len() as f64;
         let s = sim.jb.stats();
-        assert!(mean < q98 + 6.0 && mean > q98 - 4.0, "settled at a mean lead of {mean:.1} ms, jitter q98 {q98} ms");
+        // A wait for a late packet conceals a whole pull (+20 ms); playout comes back down in speech.
+        assert!(s.waited_for >= 5, "{s:?}");
+        assert!(mean >= q98 && mean < 29.0 + 3.0, "settled at a mean lead of {mean:.1} ms, jitter q98 {q98} ms");
         assert_eq!(s.late_loss(), 0, "{s:?}");
-        assert!(s.waited_for * 100 <= s.played_packets * 3, "{} of {} packets waited for", s.waited_for, s.played_packets);
+        assert!(s.waited_for * 100 <= s.played_packets * 2, "{} of {} packets waited for", s.waited_for, s.played_packets);
     }
 
     #[test]

@@ -346,7 +346,7 @@ impl ReceiveStream {
         while need > 0 {
             match self.jitter.pop(now, CHUNK - need, need) {
                 Pop::Silence => break,
-                Pop::Missing(n) | Pop::Pause(n) => need = need.saturating_sub(n),
+                Pop::Missing(n) => need = need.saturating_sub(n),
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
                     let n = crate::codec::packet_samples(&p).unwrap_or(need).min(MAX_FRAME_SAMPLES);
@@ -417,10 +417,6 @@ impl ReceiveStream {
                 Pop::Silence => {
                     room[..CHUNK - self.pcm_len].fill(0);
                     CHUNK - self.pcm_len
-                }
-                Pop::Pause(n) => {
-                    room[..n].fill(0);
-                    n
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
