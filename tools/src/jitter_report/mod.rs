@@ -27,7 +27,7 @@ pub struct JitterReportArgs {
     #[arg(long, value_delimiter = ',', default_value = "20,40,60")]
     pub packet_ms: Vec<u32>,
     /// Quantile of relative delay the adaptive target covers.
-    #[arg(long, default_value_t = 0.98)]
+    #[arg(long, default_value_t = 0.95)]
     pub quantile: f64,
     /// Accelerate when this far above the target, ms.
     #[arg(long, default_value_t = 60)]
