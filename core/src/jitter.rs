@@ -8,7 +8,11 @@
 //! without advancing), as NetEq's expand does; one with packets behind it is
 //! lost and concealed. A gap in media time with no gap in sequence numbers is
 //! a DTX silence: playout jumps it when the next talkspurt is due at the
-//! target. The backlog after an outage is played and then caught up by
+//! target. Playout is pulled in 20 ms chunks, so a packet must be here by the
+//! pull of the chunk it starts in: deadlines move in whole pulls, and a wait
+//! for a packet a few ms late conceals a whole pull. So after a wait, speech is
+//! accelerated back down to the lowest pull step that still covers the target
+//! (sooner than the usual 60 ms margin). The backlog after an outage is played and then caught up by
 //! accelerating, unless it exceeds `max_delay`; its delays stay out of the
 //! histogram so one outage does not inflate the target for seconds.
 
