@@ -367,6 +367,22 @@ impl ReceiveStream {
     /// pitch period toward the buffer's target, when the buffer asks.
     fn follow_target(&mut self, decoded: usize) {
         let mut len = self.pcm_len + decoded;
+        if self.jitter.stretch_wanted() == Some(StretchWanted::CatchUp) {
+            // Only in pauses between words: speech itself is left alone.
+            let mut pos = 0;
+            while pos + 2 * stretch::MIN_PERIOD <= len && self.jitter.stretch_wanted() == Some(StretchWanted::CatchUp) {
+                let mut rest = len - pos;
+                match stretch::accelerate_quiet_at_most(&mut self.pcm[pos..], &mut rest, self.jitter.accelerate_limit()) {
+                    Stretch::Removed(n) => {
+                        self.jitter.stretched(-(n as isize));
+                        len = pos + rest;
+                    }
+                    _ => pos += stretch::MIN_PERIOD,
+                }
+            }
+            self.pcm_len = len;
+            return;
+        }
         // Far above target, several periods go from one packet's audio.
         let mut pos = 0;
         for _ in 0..MAX_STRETCHES_PER_PACKET {

@@ -103,6 +103,22 @@ pub fn accelerate_at_most(buf: &mut [i16], len: &mut usize, most: usize) -> Stre
     Stretch::Removed(l)
 }
 
+/// Removes up to `most` samples (at least [`MIN_PERIOD`]) from the front of
+/// `buf[..*len]` only if that stretch is quiet (a pause between words):
+/// moves playout without touching speech at all.
+pub fn accelerate_quiet_at_most(buf: &mut [i16], len: &mut usize, most: usize) -> Stretch {
+    let l = MAX_PERIOD.min(most).min(*len / 2);
+    if l < MIN_PERIOD {
+        return Stretch::None;
+    }
+    let energy: i64 = buf[..2 * l].iter().map(|&v| i64::from(v) * i64::from(v)).sum();
+    if ((energy as f64) / (2 * l) as f64).sqrt() >= QUIET_RMS {
+        return Stretch::None;
+    }
+    remove_period(buf, len, l);
+    Stretch::Removed(l)
+}
+
 /// Preemptive expand: repeats one pitch period near the front of
 /// `buf[..*len]`. `buf` needs room for `MAX_PERIOD` more samples.
 pub fn expand(buf: &mut [i16], len: &mut usize) -> Stretch {
