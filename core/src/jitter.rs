@@ -10,9 +10,11 @@
 //! a DTX silence: playout jumps it when the next talkspurt is due at the
 //! target. Playout is pulled in 20 ms chunks, so a packet must be here by the
 //! pull of the chunk it starts in: deadlines move in whole pulls, and a wait
-//! for a packet a few ms late conceals a whole pull. So after a wait, speech is
-//! accelerated back down to the lowest pull step that still covers the target
-//! (sooner than the usual 60 ms margin). The backlog after an outage is played and then caught up by
+//! for a packet a few ms late conceals a whole pull. So after a wait, the
+//! pauses between words are shortened until playout is back at the lowest pull
+//! step that still covers the target (speech itself is only accelerated 60 ms
+//! over the target, as moving a turn's time axis mid-speech costs PESQ-WB).
+//! The backlog after an outage is played and then caught up by
 //! accelerating, unless it exceeds `max_delay`; its delays stay out of the
 //! histogram so one outage does not inflate the target for seconds.
 
@@ -306,7 +308,7 @@ pub struct JitterBuffer {
     /// Samples played since the last stretch.
     since_stretch: usize,
     /// Playout waited for a late packet in this talkspurt: until the next
-    /// silence it follows the lowest safe lead down in speech too.
+    /// silence it follows the lowest safe lead down in pauses between words.
     catching_up: bool,
     /// Lead of the pull that emitted the last packet played: its deadline, µs.
     deadline_lead_us: Option<i64>,
