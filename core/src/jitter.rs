@@ -312,6 +312,10 @@ pub struct JitterBuffer {
     catching_up: bool,
     /// Lead of the pull that emitted the last packet played: its deadline, µs.
     deadline_lead_us: Option<i64>,
+    /// The same moved by the stretches since: what the 60 ms rule and expand
+    /// compare with the target (the output lead would add the queued audio,
+    /// which made a first turn's speech stretched more and scored worse).
+    emission_lead_us: Option<i64>,
     /// Arrival-to-output delays (including the audio queued ahead).
     delays: DelayHistogram,
     /// Sum of arrival-to-emission delays, µs.
@@ -376,6 +380,7 @@ impl JitterBuffer {
             since_stretch: 0,
             catching_up: false,
             deadline_lead_us: None,
+            emission_lead_us: None,
             delays: DelayHistogram { bins: vec![0; 10_000], sum_us: 0, count: 0 },
             emission_delay_sum_us: 0,
             stats: JitterStats::default(),
@@ -555,6 +560,7 @@ impl JitterBuffer {
                     let queued_us = samples_us(queued);
                     let deadline = self.lead_at(now, self.next);
                     self.deadline_lead_us = Some(deadline);
+                    self.emission_lead_us = Some(deadline);
                     self.lead_us = Some(deadline + queued_us as i64);
                     if e.arrival > Time::ZERO {
                         let d = now.saturating_since(e.arrival).as_micros() as u64;
@@ -615,7 +621,7 @@ impl JitterBuffer {
         if !self.cfg.stretch {
             return None;
         }
-        let lead = self.lead_us?;
+        let lead = self.emission_lead_us?;
         let target = self.target_us();
         if lead > target + BACKLOG_US {
             return Some(StretchWanted::Accelerate);
@@ -649,10 +655,10 @@ impl JitterBuffer {
     }
 
     /// How many samples acceleration may remove without taking the next
-    /// packets' deadlines below the target (any amount for an outage's backlog).
+    /// packets' deadlines below the target (when catching up after a wait).
     pub fn accelerate_limit(&self) -> usize {
-        let Some(lead) = self.lead_us else { return 0 };
-        if lead - self.target_us() > BACKLOG_US {
+        if !self.catching_up {
+            // The 60 ms rule and an outage's backlog: far above the target anyway.
             return usize::MAX;
         }
         (self.over_safe_lead_us().max(0) as usize * SAMPLES_PER_MS) / 1000
@@ -666,8 +672,8 @@ impl JitterBuffer {
         } else {
             self.stats.inserted_samples += samples as u64;
         }
-        if let Some(l) = self.lead_us.as_mut() {
-            // Removing samples brings the next packet's slot earlier.
+        // Removing samples brings the next packet's slot earlier.
+        for l in [&mut self.lead_us, &mut self.emission_lead_us].into_iter().flatten() {
             *l += samples as i64 * 1000 / SAMPLES_PER_MS as i64;
         }
     }
