@@ -194,6 +194,11 @@ pub struct Client {
     rejoining: bool,
 }
 
+/// What the clinician hears through: the adaptive buffer, starting at the configured delay.
+fn downlink_stream(profile: &Profile, config: &ClientConfig) -> Result<ReceiveStream, CodecError> {
+    ReceiveStream::with_config(profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })
+}
+
 impl Client {
     /// Queues Hello and Join: the first transmits are ready at once.
     pub fn new(config: ClientConfig) -> Result<Self, CodecError> {
@@ -208,7 +213,7 @@ impl Client {
             you: None,
             roster: BTreeMap::new(),
             uplink: SendStream::new(profile.clone(), None, true)?,
-            downlink: ReceiveStream::with_config(profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })?,
+            downlink: downlink_stream(&profile, &config)?,
             muted: false,
             locked: false,
             out: VecDeque::new(),
@@ -501,7 +506,7 @@ impl Client {
                 if std::mem::take(&mut self.rejoining) && self.you != Some(you) {
                     // A new seat: the gateway's streams start afresh.
                     let dred = self.downlink.dred_enabled();
-                    self.downlink = ReceiveStream::new(self.profile().decoder_complexity, self.config.jitter_target).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
+                    self.downlink = downlink_stream(self.profile(), &self.config).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
                     if dred {
                         self.downlink.enable_dred().map_err(|_| ClientError::Protocol("a DRED decoder could not be made"))?;
                     }
