@@ -204,6 +204,11 @@ pub struct Client {
 /// Arrival messages kept for a shell that polls late: about a minute.
 const MAX_ARRIVALS_QUEUED: usize = 64;
 
+/// What the clinician hears through: the adaptive buffer, starting at the configured delay.
+fn downlink_stream(profile: &Profile, config: &ClientConfig) -> Result<ReceiveStream, CodecError> {
+    ReceiveStream::with_config(profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })
+}
+
 impl Client {
     /// Queues Hello and Join: the first transmits are ready at once.
     pub fn new(config: ClientConfig) -> Result<Self, CodecError> {
@@ -218,7 +223,7 @@ impl Client {
             you: None,
             roster: BTreeMap::new(),
             uplink: SendStream::new(profile.clone(), None, true)?,
-            downlink: ReceiveStream::with_config(profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })?,
+            downlink: downlink_stream(&profile, &config)?,
             muted: false,
             locked: false,
             out: VecDeque::new(),
@@ -370,7 +375,7 @@ impl Client {
         if r.expected > 0 {
             // Redundancy sized by the loss the gateway sees (issue #3's protection),
             // held through a clean second or two of a lossy spell.
-            let level = self.protection.on_report(r.expected, r.lost, r.max_burst);
+            let level = self.protection.on_report(&r);
             self.uplink.set_protection(level);
         }
         let signal = PathSignal { rtt: self.path.map(|p| p.rtt), window_starved: self.window_starved() };
@@ -516,7 +521,7 @@ impl Client {
                 if std::mem::take(&mut self.rejoining) && self.you != Some(you) {
                     // A new seat: the gateway's streams start afresh.
                     let dred = self.downlink.dred_enabled();
-                    self.downlink = ReceiveStream::new(self.profile().decoder_complexity, self.config.jitter_target).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
+                    self.downlink = downlink_stream(self.profile(), &self.config).map_err(|_| ClientError::Protocol("a join the decoder cannot follow"))?;
                     if dred {
                         self.downlink.enable_dred().map_err(|_| ClientError::Protocol("a DRED decoder could not be made"))?;
                     }

@@ -34,6 +34,7 @@ pub struct ReportBuilder {
     /// Least-squares fit of transit (µs) over arrival (µs) in this interval.
     fit: Fit,
     max_burst: u16,
+    loss_runs: u16,
     interval_start: Option<Time>,
     base: JitterStats,
 }
@@ -81,7 +82,10 @@ impl ReportBuilder {
         let ts = self.ts.extend(h.ts);
         match self.highest {
             Some(hi) if seq > hi => {
-                self.max_burst = self.max_burst.max(clamp_u16(seq - hi - 1));
+                if seq > hi + 1 {
+                    self.max_burst = self.max_burst.max(clamp_u16(seq - hi - 1));
+                    self.loss_runs = self.loss_runs.saturating_add(1);
+                }
                 self.highest = Some(seq);
             }
             None => self.highest = Some(seq),
@@ -121,12 +125,14 @@ impl ReportBuilder {
             late: clamp_u16(late as i64),
             recovered: clamp_u16(recovered as i64),
             max_burst: self.max_burst,
+            loss_runs: self.loss_runs,
             jitter_ms: clamp_u16((self.jitter_us / 1000.0).round() as i64),
             delay_trend: self.fit.slope().map_or(0, |s| (s * 1000.0).round().clamp(-32768.0, 32767.0) as i16),
         };
         self.reported_up_to = self.highest.or(self.reported_up_to);
         self.received = 0;
         self.max_burst = 0;
+        self.loss_runs = 0;
         self.fit = Fit::default();
         self.interval_start = Some(now);
         self.base = *stats;
@@ -208,7 +214,7 @@ mod tests {
         let mut b = ReportBuilder::default();
         feed(&mut b, (0..25).filter(|s| !(10..13).contains(s) && *s != 20), |_| 100_000);
         let r = b.take(Time::from_micros(1_100_000), &JitterStats::default()).unwrap();
-        assert_eq!((r.expected, r.lost, r.max_burst), (25, 4, 3));
+        assert_eq!((r.expected, r.lost, r.max_burst, r.loss_runs), (25, 4, 3, 2));
         assert_eq!(r.delay_trend, 0);
         // The next interval starts where this one ended.
         feed(&mut b, 25..50, |_| 100_000);

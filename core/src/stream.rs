@@ -328,6 +328,11 @@ impl ReceiveStream {
         }
     }
 
+    /// The receive buffer, for reports that follow its target and playout lead.
+    pub fn jitter_buffer(&self) -> &JitterBuffer {
+        &self.jitter
+    }
+
     /// Takes one datagram; malformed ones are counted and dropped.
     pub fn insert_datagram(&mut self, now: Time, datagram: &[u8]) -> Option<AudioHeader> {
         match AudioPacket::decode(datagram) {
@@ -375,7 +380,7 @@ impl ReceiveStream {
         let mut need = CHUNK - self.pcm_len;
         self.pcm_len = 0;
         while need > 0 {
-            match self.jitter.pop(now, 0, need) {
+            match self.jitter.pop(now, CHUNK - need, need) {
                 Pop::Silence => break,
                 Pop::Missing(n) => need = need.saturating_sub(n),
                 Pop::Packet(p, voice) => {
@@ -398,6 +403,22 @@ impl ReceiveStream {
     /// pitch period toward the buffer's target, when the buffer asks.
     fn follow_target(&mut self, decoded: usize) {
         let mut len = self.pcm_len + decoded;
+        if self.jitter.stretch_wanted() == Some(StretchWanted::CatchUp) {
+            // Only in pauses between words: speech itself is left alone.
+            let mut pos = 0;
+            while pos + 2 * stretch::MIN_PERIOD <= len && self.jitter.stretch_wanted() == Some(StretchWanted::CatchUp) {
+                let mut rest = len - pos;
+                match stretch::accelerate_quiet_at_most(&mut self.pcm[pos..], &mut rest, self.jitter.accelerate_limit()) {
+                    Stretch::Removed(n) => {
+                        self.jitter.stretched(-(n as isize));
+                        len = pos + rest;
+                    }
+                    _ => pos += stretch::MIN_PERIOD,
+                }
+            }
+            self.pcm_len = len;
+            return;
+        }
         // Far above target, several periods go from one packet's audio.
         let mut pos = 0;
         for _ in 0..MAX_STRETCHES_PER_PACKET {
@@ -406,7 +427,7 @@ impl ReceiveStream {
             }
             let mut rest = len - pos;
             let done = match self.jitter.stretch_wanted() {
-                Some(StretchWanted::Accelerate) => stretch::accelerate(&mut self.pcm[pos..], &mut rest),
+                Some(StretchWanted::Accelerate) => stretch::accelerate_at_most(&mut self.pcm[pos..], &mut rest, self.jitter.accelerate_limit()),
                 Some(StretchWanted::Expand) if pos == 0 => stretch::expand(&mut self.pcm[pos..], &mut rest),
                 _ => break,
             };

@@ -30,8 +30,9 @@ pub enum Stretch {
 
 /// The best period length in `x` (comparing x[0..L] with x[L..2L]) and its
 /// normalised correlation, or `None` if `x` is too short or is a transient.
-fn find_period(x: &[i16]) -> Option<(usize, f64)> {
-    let max = MAX_PERIOD.min(x.len() / 2);
+/// Periods are at most `longest` samples.
+fn find_period(x: &[i16], longest: usize) -> Option<(usize, f64)> {
+    let max = MAX_PERIOD.min(longest).min(x.len() / 2);
     if max < MIN_PERIOD {
         return None;
     }
@@ -89,8 +90,29 @@ fn mix(out_gone: i16, coming: i16, w: f64) -> i16 {
 /// Accelerate: removes one pitch period from the front of `buf[..*len]`,
 /// cross-fading period 1 into period 2. Needs `*len` ≥ 2 × the period.
 pub fn accelerate(buf: &mut [i16], len: &mut usize) -> Stretch {
-    let Some((l, c)) = find_period(&buf[..*len]) else { return Stretch::None };
+    accelerate_at_most(buf, len, MAX_PERIOD)
+}
+
+/// Accelerate removing at most `most` samples (a period no longer than that).
+pub fn accelerate_at_most(buf: &mut [i16], len: &mut usize, most: usize) -> Stretch {
+    let Some((l, c)) = find_period(&buf[..*len], most) else { return Stretch::None };
     if c < PERIODIC {
+        return Stretch::None;
+    }
+    remove_period(buf, len, l);
+    Stretch::Removed(l)
+}
+
+/// Removes up to `most` samples (at least [`MIN_PERIOD`]) from the front of
+/// `buf[..*len]` only if that stretch is quiet (a pause between words):
+/// moves playout without touching speech at all.
+pub fn accelerate_quiet_at_most(buf: &mut [i16], len: &mut usize, most: usize) -> Stretch {
+    let l = MAX_PERIOD.min(most).min(*len / 2);
+    if l < MIN_PERIOD {
+        return Stretch::None;
+    }
+    let energy: i64 = buf[..2 * l].iter().map(|&v| i64::from(v) * i64::from(v)).sum();
+    if ((energy as f64) / (2 * l) as f64).sqrt() >= QUIET_RMS {
         return Stretch::None;
     }
     remove_period(buf, len, l);
@@ -100,7 +122,7 @@ pub fn accelerate(buf: &mut [i16], len: &mut usize) -> Stretch {
 /// Preemptive expand: repeats one pitch period near the front of
 /// `buf[..*len]`. `buf` needs room for `MAX_PERIOD` more samples.
 pub fn expand(buf: &mut [i16], len: &mut usize) -> Stretch {
-    let Some((l, c)) = find_period(&buf[..*len]) else { return Stretch::None };
+    let Some((l, c)) = find_period(&buf[..*len], MAX_PERIOD) else { return Stretch::None };
     if c < PERIODIC || *len + l > buf.len() {
         return Stretch::None;
     }

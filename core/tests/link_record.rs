@@ -143,7 +143,7 @@ fn voice(n: usize) -> Vec<i16> {
 }
 
 #[test]
-fn the_gateway_tells_a_client_that_asks_which_uplink_packets_arrived_and_admits_v2_clients() {
+fn the_gateway_tells_a_client_that_asks_which_uplink_packets_arrived_and_admits_v3_clients() {
     use lowband_core::client::{Client, ClientConfig, Transmit};
     use lowband_core::gateway::{Gateway, GatewayConfig, Output};
     use lowband_core::wire::audio::AudioPacket;
@@ -153,8 +153,8 @@ fn the_gateway_tells_a_client_that_asks_which_uplink_packets_arrived_and_admits_
     let mut client = Client::new(ClientConfig { arrival_feedback: true, ..ClientConfig::new("Clinic 7", "echo").fixed(lowband_core::profile::Profile::named("good").unwrap()) }).unwrap();
     gw.handle_connect(1);
     gw.handle_connect(2);
-    // A v2 client (it never asks for arrivals) is still admitted.
-    for m in [ClientMsg::Hello { version: 2, name: "Old".into(), token: None }, ClientMsg::Join { room: "echo".into() }] {
+    // A v3 client (it never asks for arrivals) is still admitted.
+    for m in [ClientMsg::Hello { version: 3, name: "Old".into(), token: None }, ClientMsg::Join { room: "echo".into() }] {
         gw.handle_control(Time::ZERO, 2, &encode_frame(&m));
     }
     let mut dropped = Vec::new();
@@ -195,7 +195,7 @@ fn the_gateway_tells_a_client_that_asks_which_uplink_packets_arrived_and_admits_
             }
         }
     }
-    assert!(old_heard.iter().any(|m| matches!(m, ServerMsg::Joined { .. })), "the v2 client joined: {old_heard:?}");
+    assert!(old_heard.iter().any(|m| matches!(m, ServerMsg::Joined { .. })), "the v3 client joined: {old_heard:?}");
     assert!(!old_heard.iter().any(|m| matches!(m, ServerMsg::Arrivals(_))), "arrivals only on request");
     let mut fates = std::collections::BTreeMap::new();
     while let Some(a) = client.poll_arrivals() {

@@ -165,7 +165,7 @@ pub enum RecordError {
     Malformed(usize),
     #[error("the record has no {0} packets")]
     Empty(&'static str),
-    #[error("no uplink packet in the record was observed (the gateway sent no arrival feedback: record with a v3 gateway, or replay the downlink)")]
+    #[error("no uplink packet in the record was observed (the gateway sent no arrival feedback: record with a protocol-v4 gateway, or replay the downlink)")]
     NoUplinkFeedback,
 }
 

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use crate::codec::{CodecError, Encoder, MAX_PACKET_BYTES};
 use crate::profile::{Bandwidth, BurstRedundancy, Profile, Redundancy};
 use crate::wire::audio::{AudioPacket, Redundant, MAX_REDUNDANT};
+use crate::wire::ReceiverReport;
 
 /// How much protection a sender applies now (capped by its profile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,28 +47,43 @@ impl Protection {
     }
 }
 
-/// Protection from a stream of receiver reports: loss and burst length go up
-/// at once and come down slowly (×0.8 per report), so a clean second inside a
-/// lossy spell does not switch burst protection (and its packet size) off and on.
+/// Protection from a stream of receiver reports: loss goes up at once and
+/// comes down slowly (×0.8 per report), so a clean second inside a lossy spell
+/// does not switch burst protection (and its packet size) off and on. The mean
+/// burst is lost packets over loss runs, both summed with the same decay, and
+/// judged once two runs were seen (and kept until the next judgement):
+/// scattered loss (mean run ≈ 1.1 at
+/// 10 %) never looks bursty because one run of two happened.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProtectionSizer {
     loss: f64,
+    lost: f64,
+    runs: f64,
     burst: f64,
 }
 
 impl ProtectionSizer {
     const KEEP: f64 = 0.8;
 
-    /// One report: `lost` of `expected` packets, longest run `max_burst`.
-    pub fn on_report(&mut self, expected: u16, lost: u16, max_burst: u16) -> Protection {
-        if expected == 0 {
-            return Protection::for_loss(self.loss, self.burst);
+    /// One report on the stream we send.
+    pub fn on_report(&mut self, r: &ReceiverReport) -> Protection {
+        if r.expected > 0 {
+            let loss = f64::from(r.lost) / f64::from(r.expected);
+            self.loss = loss.max(Self::KEEP * self.loss + (1.0 - Self::KEEP) * loss);
+            // A report without run counts (all losses in one run) still counts as one.
+            let runs = if r.lost == 0 { 0 } else { r.loss_runs.clamp(1, r.lost) };
+            self.lost = Self::KEEP * self.lost + f64::from(r.lost);
+            self.runs = Self::KEEP * self.runs + f64::from(runs);
+            if self.runs >= 1.5 {
+                self.burst = self.lost / self.runs;
+            }
         }
-        let loss = f64::from(lost) / f64::from(expected);
-        let burst = if lost == 0 { 1.0 } else { f64::from(max_burst.clamp(1, lost)) };
-        self.loss = loss.max(Self::KEEP * self.loss + (1.0 - Self::KEEP) * loss);
-        self.burst = burst.max(Self::KEEP * self.burst.max(1.0) + (1.0 - Self::KEEP) * burst);
-        Protection::for_loss(self.loss, self.burst)
+        Protection::for_loss(self.loss, self.mean_burst())
+    }
+
+    /// Mean length of a loss run, in packets (1 when nothing was lost lately).
+    pub fn mean_burst(&self) -> f64 {
+        self.burst.max(1.0)
     }
 }
 
@@ -256,17 +272,46 @@ mod tests {
         assert_eq!(Protection::for_loss(0.1, 2.0).copies, 2);
     }
 
+    fn report(expected: u16, lost: u16, loss_runs: u16) -> ReceiverReport {
+        ReceiverReport { expected, lost, loss_runs, max_burst: lost, ..Default::default() }
+    }
+
     #[test]
     fn one_clean_report_inside_a_bursty_spell_keeps_the_spaced_copies() {
         let mut sizer = ProtectionSizer::default();
-        assert_eq!(sizer.on_report(8, 0, 0), Protection::OFF);
-        let bursty = sizer.on_report(8, 3, 3);
+        assert_eq!(sizer.on_report(&report(8, 0, 0)), Protection::OFF);
+        sizer.on_report(&report(8, 3, 1));
+        let bursty = sizer.on_report(&report(8, 3, 1));
         assert_eq!((bursty.copies, bursty.spacing), (3, 3));
-        let after_clean = sizer.on_report(8, 0, 0);
+        let after_clean = sizer.on_report(&report(8, 0, 0));
         assert_eq!(after_clean.spacing, 3, "{after_clean:?}");
         // A long clean spell turns protection off again.
-        let p = (0..40).fold(after_clean, |_, _| sizer.on_report(8, 0, 0));
+        let p = (0..40).fold(after_clean, |_, _| sizer.on_report(&report(8, 0, 0)));
         assert_eq!(p.copies, 0);
+    }
+
+    #[test]
+    fn scattered_loss_with_one_run_of_two_does_not_switch_to_burst_protection() {
+        let mut sizer = ProtectionSizer::default();
+        // 10 % random loss at 60 ms packets: ~2 losses a second, now and then two in a row.
+        for second in 0..30 {
+            let (lost, runs) = if second % 5 == 0 { (2, 1) } else { (2, 2) };
+            // (the very first second is one run of two)
+            let p = sizer.on_report(&report(17, lost, runs));
+            assert_eq!((p.copies, p.spacing), (1, 1), "second {second}: {p:?}");
+        }
+        assert!(sizer.mean_burst() < 1.5, "{}", sizer.mean_burst());
+    }
+
+    #[test]
+    fn the_mean_burst_is_lost_packets_over_loss_runs() {
+        let mut sizer = ProtectionSizer::default();
+        for _ in 0..10 {
+            sizer.on_report(&report(17, 6, 2));
+        }
+        assert!((sizer.mean_burst() - 3.0).abs() < 1e-9, "{}", sizer.mean_burst());
+        let p = sizer.on_report(&report(17, 6, 2));
+        assert_eq!(p.spacing, 3);
     }
 
     #[test]

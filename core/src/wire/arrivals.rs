@@ -3,7 +3,7 @@
 //! its audio packets arrived and when, so the client's link recorder sees its
 //! uplink as it sees its downlink (`core/src/link/record.rs`).
 //!
-//! Sent only to clients that ask (`ClientMsg::WantArrivals`, protocol v3),
+//! Sent only to clients that ask (`ClientMsg::WantArrivals`, protocol v4),
 //! about once a second with the receiver report: a byte or two per packet is
 //! a real cost on a 2G downlink, so nobody pays it unless recording.
 //!

@@ -5,17 +5,18 @@
 //! New variants are only ever appended, so older peers fail cleanly on them.
 //! v2 added `Codec` both ways (libopus versions, so DRED is used only between
 //! identical builds): a v1 peer is refused by version before it could see one.
-//! v3 added per-packet uplink arrival feedback (`ClientMsg::WantArrivals`,
-//! `ServerMsg::Arrivals`), sent only on request: a v3 gateway still admits v2
+//! v3 added `loss_runs` to [`ReceiverReport`] (the mean burst sizes protection).
+//! v4 added per-packet uplink arrival feedback (`ClientMsg::WantArrivals`,
+//! `ServerMsg::Arrivals`), sent only on request: a v4 gateway still admits v3
 //! clients, which never ask for it.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{varint, WireError};
 
-pub const PROTOCOL_VERSION: u16 = 3;
-/// Oldest client protocol the gateway still admits.
-pub const MIN_PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 4;
+/// Oldest client protocol the gateway still admits (v3 changed `ReceiverReport`).
+pub const MIN_PROTOCOL_VERSION: u16 = 3;
 /// Largest control frame either side accepts (a 150-person roster is ~8 KiB).
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Longest participant name and room name, in bytes of UTF-8.
@@ -75,6 +76,9 @@ pub struct ReceiverReport {
     pub jitter_ms: u16,
     /// Slope of one-way delay over the interval, ms per second (queues building: > 0).
     pub delay_trend: i16,
+    /// Runs of consecutive losses: `lost / loss_runs` is the mean burst, which
+    /// sizes burst protection (the longest run alone overstates it on random loss).
+    pub loss_runs: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +93,7 @@ pub enum ClientMsg {
     /// The sender's libopus version, after Hello: deep redundancy (DRED) is
     /// an experimental extension, used only between identical builds.
     Codec { libopus: String },
-    /// v3: send me [`ServerMsg::Arrivals`] on my uplink (for the link recorder).
+    /// v4: send me [`ServerMsg::Arrivals`] on my uplink (for the link recorder).
     WantArrivals,
 }
 
@@ -145,7 +149,7 @@ pub enum ServerMsg {
     ActiveTalkers { ids: Vec<ParticipantId> },
     /// The gateway's libopus version, after Welcome (see `ClientMsg::Codec`).
     Codec { libopus: String },
-    /// v3, on request: which of the client's uplink packets arrived, and when.
+    /// v4, on request: which of the client's uplink packets arrived, and when.
     Arrivals(super::arrivals::Arrivals),
 }
 

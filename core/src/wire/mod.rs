@@ -1,4 +1,4 @@
-//! Wire protocol v3: audio in QUIC DATAGRAMs ([`audio`]), control on one
+//! Wire protocol v4: audio in QUIC DATAGRAMs ([`audio`]), control on one
 //! reliable stream ([`control`]). Every decoder is total: bad input is an
 //! error, never a panic (see `tests/wire_fuzz.rs`).
 
