@@ -111,12 +111,13 @@ struct Downlink {
 /// Deep redundancy for one encode: on only while its listeners report loss
 /// and every one of them runs our libopus (one encode cannot carry DRED for
 /// some listeners and not others). Returns (DRED ms, expected loss %).
-fn dred_for<'a>(tier: &Profile, listeners: impl Iterator<Item = &'a Downlink>) -> (u32, u8) {
+/// `listeners`: each one's (runs our libopus, loss % it reports).
+fn dred_for(tier: &Profile, listeners: impl Iterator<Item = (bool, u8)>) -> (u32, u8) {
     let (mut all, mut loss, mut any) = (true, 0u8, false);
-    for d in listeners {
+    for (dred, reported) in listeners {
         any = true;
-        all &= d.dred;
-        loss = loss.max(d.loss_percent);
+        all &= dred;
+        loss = loss.max(reported);
     }
     if any && all && loss > 0 && tier.redundancy.dred_ms > 0 {
         (tier.redundancy.dred_ms, loss)
@@ -366,7 +367,7 @@ impl Room {
             }
             let enc = slot.as_mut().expect("just filled");
             if enc.pending.is_empty() {
-                let on_tier = self.participants.values().filter(|p| p.down.own.is_none() && p.down.tier == tier).map(|p| &p.down);
+                let on_tier = self.participants.values().filter(|p| p.down.own.is_none() && p.down.tier == tier).map(|p| (p.down.dred, p.down.loss_percent));
                 enc.protect(dred_for(&cfg.tiers[tier], on_tier));
             }
             shared_frames.push(enc.push(index, &pcm, &mut self.scratch[..]).unwrap_or(Frame::Pending));
@@ -377,8 +378,8 @@ impl Room {
             let frame = match &mut p.down.own {
                 Some(own) => {
                     if own.pending.is_empty() {
-                        let me = Downlink { own: None, ..p.down };
-                        own.protect(dred_for(&cfg.tiers[p.down.tier], std::iter::once(&me)));
+                        let mine = (p.down.dred, p.down.loss_percent);
+                        own.protect(dred_for(&cfg.tiers[p.down.tier], std::iter::once(mine)));
                     }
                     self.mix.minus(p.talking.then_some(&p.chunk[..]), &mut pcm);
                     own_frame = match own.push(index, &pcm, &mut self.scratch[..]) {
