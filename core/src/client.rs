@@ -1,6 +1,6 @@
 //! The client's logic, sans-IO: it speaks the control protocol, encodes
 //! captured 20 ms chunks into datagrams and decodes the gateway's mix into
-//! 20 ms chunks for playout. The shell feeds it stream bytes, datagrams and
+//! 10 ms steps of playout ([`PLAYOUT_STEP`]). The shell feeds it stream bytes, datagrams and
 //! audio, and drains [`Client::poll_transmit`] and [`Client::poll_event`].
 
 use std::collections::{BTreeMap, VecDeque};
@@ -204,9 +204,16 @@ pub struct Client {
 /// Arrival messages kept for a shell that polls late: about a minute.
 const MAX_ARRIVALS_QUEUED: usize = 64;
 
+/// Playout is pulled in 10 ms steps (NetEq's GetAudio), not 20 ms chunks: a
+/// packet's deadline is the pull its first sample plays in, so finer pulls let
+/// playout sit up to a step closer to the target.
+pub const PLAYOUT_STEP_MS: u32 = 10;
+pub const PLAYOUT_STEP: usize = PLAYOUT_STEP_MS as usize * crate::codec::SAMPLES_PER_MS;
+
 /// What the clinician hears through: the adaptive buffer, starting at the configured delay.
 fn downlink_stream(profile: &Profile, config: &ClientConfig) -> Result<ReceiveStream, CodecError> {
-    ReceiveStream::with_config(profile.decoder_complexity, JitterConfig { initial_target: config.jitter_target, ..JitterConfig::adaptive() })
+    let jitter = JitterConfig { initial_target: config.jitter_target, pull: Duration::from_millis(PLAYOUT_STEP_MS.into()), ..JitterConfig::adaptive() };
+    ReceiveStream::with_config(profile.decoder_complexity, jitter)
 }
 
 impl Client {

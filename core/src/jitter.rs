@@ -8,8 +8,9 @@
 //! without advancing), as NetEq's expand does; one with packets behind it is
 //! lost and concealed. A gap in media time with no gap in sequence numbers is
 //! a DTX silence: playout jumps it when the next talkspurt is due at the
-//! target. Playout is pulled in 20 ms chunks, so a packet must be here by the
-//! pull of the chunk it starts in: deadlines move in whole pulls, and a wait
+//! target. Playout is pulled in steps ([`JitterConfig::pull`]: 20 ms chunks
+//! in the mixer, 10 ms in the client, as NetEq's GetAudio), so a packet must be
+//! here by the pull its first sample plays in: deadlines move in whole pulls, and a wait
 //! for a packet a few ms late conceals a whole pull. So after a wait, the
 //! pauses between words are shortened until playout is back at the lowest pull
 //! step that still covers the target (speech itself is only accelerated 60 ms
@@ -21,7 +22,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use crate::codec::{packet_samples, CHUNK, SAMPLES_PER_MS};
+use crate::codec::{packet_samples, CHUNK_MS, SAMPLES_PER_MS};
 use crate::stretch;
 use crate::time::Time;
 use crate::wire::audio::{TICK_SAMPLES, TICK_US};
@@ -91,6 +92,10 @@ pub struct JitterConfig {
     pub accelerate_above: Duration,
     /// Whether the receive stream time-stretches speech to follow the target.
     pub stretch: bool,
+    /// How much playout the caller pulls at a time (at most a 20 ms chunk):
+    /// a packet's deadline is the pull its first sample plays in, so the
+    /// smaller the pull, the closer playout can sit to the target.
+    pub pull: Duration,
 }
 
 impl JitterConfig {
@@ -107,6 +112,7 @@ impl JitterConfig {
             fall_ms_per_s: 50.0,
             accelerate_above: Duration::from_millis(60),
             stretch: true,
+            pull: Duration::from_millis(CHUNK_MS as u64),
         }
     }
 
@@ -187,9 +193,6 @@ const STRETCH_SPACING_SAMPLES: usize = 100 * SAMPLES_PER_MS;
 const BACKLOG_US: i64 = 200_000;
 /// In speech, expand only when this far below the target (waits raise the delay too).
 const EXPAND_BELOW_US: i64 = 20_000;
-/// Playout is pulled in chunks: a packet must be here by the pull of the
-/// chunk its first sample plays in, so its deadline lead moves in these steps.
-const PULL_US: i64 = (CHUNK / SAMPLES_PER_MS * 1000) as i64;
 /// Less than this over the lowest safe lead is not worth a stretch.
 const MIN_STRETCH_US: i64 = (stretch::MIN_PERIOD * 1000 / SAMPLES_PER_MS) as i64;
 /// A wait this long is an outage: what arrives right after it is backlog...
@@ -668,8 +671,10 @@ impl JitterBuffer {
     /// pull grid at or above the target, not the target itself.
     fn over_safe_lead_us(&self) -> i64 {
         let (Some(lead), Some(deadline)) = (self.lead_us, self.deadline_lead_us) else { return 0 };
-        let safe = deadline + (self.target_us() - deadline).div_euclid(PULL_US) * PULL_US;
-        let safe = if safe < self.target_us() { safe + PULL_US } else { safe };
+        // A packet's deadline lead moves in whole pulls.
+        let pull = (self.cfg.pull.as_micros() as i64).max(1);
+        let safe = deadline + (self.target_us() - deadline).div_euclid(pull) * pull;
+        let safe = if safe < self.target_us() { safe + pull } else { safe };
         lead - safe
     }
 
