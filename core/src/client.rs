@@ -157,6 +157,7 @@ pub enum ClientError {
 pub struct ClientStats {
     pub send: SendStats,
     pub receive: ReceiveStats,
+    /// Playout pulled, and the part of it that was not silence, in 20 ms chunks.
     pub chunks_played: u64,
     pub chunks_audible: u64,
     /// Times the uplink profile changed (rate adaptation).
@@ -173,8 +174,9 @@ pub struct Client {
     locked: bool,
     out: VecDeque<Transmit>,
     events: VecDeque<ClientEvent>,
-    chunks_played: u64,
-    chunks_audible: u64,
+    /// Playout pulled so far, and how much of it was not silence.
+    played_samples: u64,
+    audible_samples: u64,
     /// Who the gateway says is speaking (for indicators).
     talkers: Vec<ParticipantId>,
     config: ClientConfig,
@@ -235,8 +237,8 @@ impl Client {
             locked: false,
             out: VecDeque::new(),
             events: VecDeque::new(),
-            chunks_played: 0,
-            chunks_audible: 0,
+            played_samples: 0,
+            audible_samples: 0,
             talkers: Vec::new(),
             adapter: config.adapt.clone().map(|a| RateAdapter::new(a, config.ladder.len(), rung)),
             link: LinkStatus { profile: profile.name.clone(), ..LinkStatus::default() },
@@ -422,8 +424,8 @@ impl Client {
         ClientStats {
             send: self.uplink.stats(),
             receive: self.downlink.stats(),
-            chunks_played: self.chunks_played,
-            chunks_audible: self.chunks_audible,
+            chunks_played: self.played_samples / CHUNK as u64,
+            chunks_audible: self.audible_samples / CHUNK as u64,
             profile_changes: self.profile_changes,
         }
     }
@@ -627,13 +629,14 @@ impl Client {
         Ok(())
     }
 
-    /// The next 20 ms chunk to play.
+    /// The next step of playout: call every [`PLAYOUT_STEP_MS`] with
+    /// [`PLAYOUT_STEP`] samples (a 20 ms chunk every 20 ms works too, with
+    /// coarser deadlines).
     pub fn pull_playout(&mut self, now: Time, out: &mut [i16]) -> ChunkKind {
-        debug_assert_eq!(out.len(), CHUNK);
         let kind = self.downlink.pull_chunk(now, out);
-        self.chunks_played += 1;
+        self.played_samples += out.len() as u64;
         if kind != ChunkKind::Silence {
-            self.chunks_audible += 1;
+            self.audible_samples += out.len() as u64;
         }
         kind
     }
