@@ -638,6 +638,14 @@ impl JitterBuffer {
         self.lead_us.map(|l| Duration::from_micros(l.max(0) as u64))
     }
 
+    /// Playout is an outage's backlog behind (far above the target): the
+    /// caller should decode at least a chunk ahead, as the stretcher removes
+    /// more per operation from a longer stretch of audio (quiet parts go by
+    /// half of it), so the backlog drains as fast whatever the pull size.
+    pub fn in_backlog(&self) -> bool {
+        self.cfg.stretch && self.emission_lead_us.is_some_and(|l| l > self.target_us() + BACKLOG_US)
+    }
+
     /// Which way the caller should stretch the audio of the packet just popped, if any.
     pub fn stretch_wanted(&self) -> Option<StretchWanted> {
         if !self.cfg.stretch {

@@ -455,7 +455,12 @@ impl ReceiveStream {
         let want = out.len();
         debug_assert!(want > 0 && want <= CHUNK, "pulls are at most a chunk");
         let mut kind = ChunkKind::Audio;
-        while self.pcm_len < want {
+        loop {
+            // In an outage's backlog, decode a chunk ahead whatever the pull (see `in_backlog`).
+            let fill = if self.jitter.in_backlog() { CHUNK } else { want };
+            if self.pcm_len >= fill {
+                break;
+            }
             if self.decoder.is_none() {
                 match Decoder::new(self.decoder_complexity) {
                     Ok(d) => self.decoder = Some(d),
@@ -471,15 +476,15 @@ impl ReceiveStream {
             // Concealment is asked for in whole 10 ms: libopus's SILK PLC makes
             // 10 ms at a time and drops what a shorter request leaves out, which
             // would skip ahead in the concealed waveform every small pull.
-            let ask = (want - self.pcm_len).next_multiple_of(PLC_SAMPLES);
+            let ask = (fill - self.pcm_len).next_multiple_of(PLC_SAMPLES);
             let got = match self.jitter.pop(now, self.pcm_len, ask) {
                 Pop::Silence if self.pcm_len == 0 => {
                     out.fill(0);
                     return ChunkKind::Silence;
                 }
                 Pop::Silence => {
-                    room[..want - self.pcm_len].fill(0);
-                    want - self.pcm_len
+                    room[..fill - self.pcm_len].fill(0);
+                    fill - self.pcm_len
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;

@@ -35,6 +35,9 @@ pub struct JitterReportArgs {
     /// Only traces whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
+    /// Only this direction ("up" or "down").
+    #[arg(long)]
+    pub direction: Option<String>,
     /// Pull step of downlink playout, ms (default: the client's).
     #[arg(long, default_value_t = lowband_core::client::PLAYOUT_STEP_MS as u64)]
     pub down_pull_ms: u64,
@@ -83,7 +86,7 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
     let (mut met, mut ideal, mut total) = (0, 0, 0);
     for &ms in &args.packet_ms {
         for (name, direction, trace) in &traces {
-            if args.only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            if args.only.as_ref().is_some_and(|o| !name.contains(o.as_str())) || args.direction.as_ref().is_some_and(|d| d != direction) {
                 continue;
             }
             let seconds = args.seconds.min(trace.period_ms() / 1000).max(1);
