@@ -719,10 +719,11 @@ mod tests {
     const PACKET: [u8; 2] = [0x48, 0x00];
     const TICKS_PER_PACKET: u16 = 8;
 
-    /// One talker sending 20 ms packets into a buffer pulled every 20 ms, with
-    /// a stand-in for the stretcher that moves 5 ms per packet when asked.
+    /// One talker sending 20 ms packets into a buffer pulled every 20 ms (or
+    /// `pull_us`), with a stand-in for the stretcher that moves 5 ms per packet when asked.
     struct Sim {
         jb: JitterBuffer,
+        pull_us: u64,
         /// Decoded samples not yet pulled.
         queued: usize,
         /// (arrival µs, sequence number, media time) still in flight.
@@ -734,7 +735,12 @@ mod tests {
 
     impl Sim {
         fn new() -> Self {
-            Sim { jb: JitterBuffer::new(JitterConfig::adaptive()), queued: 0, flight: Vec::new(), next_arrival: 0, t: 0, played_at: Vec::new() }
+            Self::pulled_every(20_000)
+        }
+
+        fn pulled_every(pull_us: u64) -> Self {
+            let cfg = JitterConfig { pull: Duration::from_micros(pull_us), ..JitterConfig::adaptive() };
+            Sim { jb: JitterBuffer::new(cfg), pull_us, queued: 0, flight: Vec::new(), next_arrival: 0, t: 0, played_at: Vec::new() }
         }
 
         /// Sends packets `0..n`, packet i at `send(i)` µs arriving after `delay(i)` µs (None: lost).
@@ -755,7 +761,7 @@ mod tests {
                     self.jb.insert_seq(Time::from_micros(at), Some(i), ts, &PACKET, true);
                     self.next_arrival += 1;
                 }
-                if self.t % 20_000 == 7_000 {
+                if self.t % self.pull_us == 7_000 % self.pull_us {
                     self.pull(Time::from_micros(self.t));
                 }
                 self.t += 1_000;
@@ -768,8 +774,9 @@ mod tests {
         }
 
         fn pull(&mut self, now: Time) {
-            while self.queued < 320 {
-                match self.jb.pop(now, self.queued, 320 - self.queued) {
+            let want = (self.pull_us / 1000) as usize * SAMPLES_PER_MS;
+            while self.queued < want {
+                match self.jb.pop(now, self.queued, want - self.queued) {
                     Pop::Packet(..) => {
                         self.queued += 320;
                         match self.jb.stretch_wanted() {
@@ -795,10 +802,10 @@ mod tests {
                         }
                     }
                     Pop::Missing(n) => self.queued += n,
-                    Pop::Silence => self.queued = 320,
+                    Pop::Silence => self.queued = want,
                 }
             }
-            self.queued -= 320;
+            self.queued -= want;
         }
 
         /// Largest playout lead among packets played in [from, to) µs.
@@ -875,14 +882,12 @@ mod tests {
         assert!(s.played_packets >= 1495);
     }
 
-    #[test]
-    fn on_steady_low_jitter_playout_settles_at_the_first_pull_that_covers_the_98th_percentile() {
-        let mut sim = Sim::new();
-        // Talkspurts of 3 s with 0.5 s of DTX between them (media time jumps,
-        // sequence numbers do not). Delay 58 ms + 0..10 ms of jitter, and every
-        // 197 packets a short stall (+25, +15, +5 ms, in order). The pulls fall 9 ms after the
-        // fastest arrivals, so deadlines can be 9, 29, 49 ms...: 9 would miss
-        // ~9 % of packets, 29 is the lowest that covers the 98th percentile.
+    /// Talkspurts of 3 s with 0.5 s of DTX between them (media time jumps,
+    /// sequence numbers do not). Delay 58 ms + 0..10 ms of jitter, and every
+    /// 197 packets a short stall (+25, +15, +5 ms, in order), replayed into
+    /// `sim` for 46 s; returns the jitter's 98th percentile (ms) and the mean
+    /// playout lead over 10-46 s (ms).
+    fn steady_low_jitter(sim: &mut Sim) -> (f64, f64) {
         let mut rng = crate::rng::Rng::new(7);
         let mut jitter = Vec::new();
         for i in 0..2000u16 {
@@ -898,7 +903,29 @@ mod tests {
         jitter.sort_unstable();
         let q98 = jitter[jitter.len() * 98 / 100] as f64;
         let leads: Vec<f64> = sim.played_at.iter().filter(|(t, _)| (10_000_000..46_000_000).contains(t)).map(|(_, l)| l.as_secs_f64() * 1e3).collect();
-        let mean = leads.iter().sum::<f64>() / leads.len() as f64;
+        (q98, leads.iter().sum::<f64>() / leads.len() as f64)
+    }
+
+    #[test]
+    fn pulled_every_10_ms_playout_settles_a_step_closer_to_the_target_than_pulled_every_20() {
+        // The pulls fall 9 ms after the fastest arrivals: deadlines can be
+        // 9, 19, 29 ms... pulled every 10 ms, 9, 29, 49... every 20 ms.
+        let (q98, mean) = steady_low_jitter(&mut Sim::pulled_every(10_000));
+        let mut coarse = Sim::new();
+        let (_, mean_coarse) = steady_low_jitter(&mut coarse);
+        let s = coarse.jb.stats();
+        assert!(mean >= q98 && mean < 19.0 + 3.0, "pulled every 10 ms: mean lead {mean:.1} ms, jitter q98 {q98} ms");
+        assert!(mean + 5.0 < mean_coarse, "10 ms pulls {mean:.1} ms, 20 ms pulls {mean_coarse:.1} ms");
+        assert_eq!(s.late_loss(), 0, "{s:?}");
+    }
+
+    #[test]
+    fn on_steady_low_jitter_playout_settles_at_the_first_pull_that_covers_the_98th_percentile() {
+        // The pulls fall 9 ms after the fastest arrivals, so deadlines can be
+        // 9, 29, 49 ms...: 9 would miss ~9 % of packets, 29 is the lowest that
+        // covers the 98th percentile.
+        let mut sim = Sim::new();
+        let (q98, mean) = steady_low_jitter(&mut sim);
         let s = sim.jb.stats();
         // A wait for a late packet conceals a whole pull (+20 ms); playout comes back down in speech.
         assert!(s.waited_for >= 5, "{s:?}");
