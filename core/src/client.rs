@@ -212,10 +212,18 @@ const MAX_ARRIVALS_QUEUED: usize = 64;
 pub const PLAYOUT_STEP_MS: u32 = 10;
 pub const PLAYOUT_STEP: usize = PLAYOUT_STEP_MS as usize * crate::codec::SAMPLES_PER_MS;
 
+/// The client's receive buffer: adaptive, pulled every [`PLAYOUT_STEP_MS`],
+/// and never aiming below one pull: the shell's own scheduling (its tick, OS
+/// wake-ups) delays pulls in a way arrival statistics do not see, and on a
+/// quiet link a target of a few ms made waits (and PESQ-WB drops) frequent.
+pub fn downlink_jitter(initial_target: Duration) -> JitterConfig {
+    let pull = Duration::from_millis(PLAYOUT_STEP_MS.into());
+    JitterConfig { initial_target, pull, min_target: pull, ..JitterConfig::adaptive() }
+}
+
 /// What the clinician hears through: the adaptive buffer, starting at the configured delay.
 fn downlink_stream(profile: &Profile, config: &ClientConfig) -> Result<ReceiveStream, CodecError> {
-    let jitter = JitterConfig { initial_target: config.jitter_target, pull: Duration::from_millis(PLAYOUT_STEP_MS.into()), ..JitterConfig::adaptive() };
-    ReceiveStream::with_config(profile.decoder_complexity, jitter)
+    ReceiveStream::with_config(profile.decoder_complexity, downlink_jitter(config.jitter_target))
 }
 
 impl Client {

@@ -16,9 +16,6 @@ use crate::wire::audio::{AudioHeader, AudioLevel, AudioPacket, TICK_SAMPLES};
 /// Pitch periods one decoded packet may lose when far above the target.
 const MAX_STRETCHES_PER_PACKET: usize = 4;
 
-/// libopus's SILK concealment unit (10 ms).
-const PLC_SAMPLES: usize = 10 * SAMPLES_PER_MS;
-
 /// Encoded packets this short carry no audio: libopus emits them while in DTX.
 const DTX_MAX_BYTES: usize = 2;
 
@@ -473,11 +470,7 @@ impl ReceiveStream {
             }
             let decoder = self.decoder.as_mut().expect("made above");
             let room = &mut self.pcm[self.pcm_len..self.pcm_len + MAX_FRAME_SAMPLES];
-            // Concealment is asked for in whole 10 ms: libopus's SILK PLC makes
-            // 10 ms at a time and drops what a shorter request leaves out, which
-            // would skip ahead in the concealed waveform every small pull.
-            let ask = (fill - self.pcm_len).next_multiple_of(PLC_SAMPLES);
-            let got = match self.jitter.pop(now, self.pcm_len, ask) {
+            let got = match self.jitter.pop(now, self.pcm_len, fill - self.pcm_len) {
                 Pop::Silence if self.pcm_len == 0 => {
                     out.fill(0);
                     return ChunkKind::Silence;

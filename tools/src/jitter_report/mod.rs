@@ -8,6 +8,7 @@ pub mod traces;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lowband_core::client::downlink_jitter;
 use lowband_core::jitter::JitterConfig;
 
 use lowband_codec_tests::data::{read_speech, shared_file};
@@ -92,11 +93,14 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
             let seconds = args.seconds.min(trace.period_ms() / 1000).max(1);
             let talk = traces::encode(&speech, ms, seconds * 1000)?;
             let pull_ms = if direction == "up" { args.up_pull_ms } else { args.down_pull_ms };
+            // Each direction's receiver as it runs: the client's buffer, the mixer's.
+            let base = if direction == "up" { JitterConfig::adaptive() } else { downlink_jitter(JitterConfig::adaptive().initial_target) };
             let config = JitterConfig {
                 quantile: args.quantile,
                 accelerate_above: Duration::from_millis(args.accelerate_above_ms),
                 pull: Duration::from_millis(pull_ms),
-                ..JitterConfig::adaptive()
+                min_target: base.min_target.min(Duration::from_millis(pull_ms)),
+                ..base
             };
             let r = traces::replay(&talk, trace, config, &traces::phases(pull_ms * 1000, args.phases))?;
             total += 1;
