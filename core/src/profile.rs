@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::SAMPLES_PER_MS;
 
-/// Bytes one datagram costs below lowband's own header on IPv4: IP 20 + UDP 8
-/// + QUIC short header (1 flags + 8 CID + 2 packet number) + DATAGRAM frame
-/// (1 type + 2 length) + 16 AEAD tag.
-pub const WIRE_OVERHEAD_BYTES: usize = 58;
+/// Bytes one uplink datagram costs below lowband's own header on IPv4: IP 20
+/// + UDP 8 + QUIC short header (1 flags + 4 gateway CID + 2 packet number) +
+/// DATAGRAM frame (1 type + 2 length) + 16 AEAD tag. (Downlink: 4 fewer, the
+/// clients' CIDs are empty; `lowband_quic::GATEWAY_CID_LEN`.)
+pub const WIRE_OVERHEAD_BYTES: usize = 54;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Bandwidth {
