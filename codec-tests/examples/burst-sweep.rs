@@ -38,7 +38,7 @@ fn main() {
     }
     for pat in [pats[3], pats[0]] {
         let r = report::measure(&p, &pat, Mode::Protected, &items, false).unwrap();
-        println!("{:?} {:<16} {:5.1} kbit/s lost {:4.1} resid {:4.1} PESQ {:.2}", a, pat.name, r.wire_kbps, r.lost_pct, r.residual_pct, r.pesq_wb);
+        println!("{:?} {:<16} {:6.2} kbit/s lost {:4.1} resid {:4.1} PESQ {:.3}", a, pat.name, r.wire_kbps, r.lost_pct, r.residual_pct, r.pesq_wb);
     }
 }
 

@@ -176,7 +176,8 @@ pub fn run_with(profile: &Profile, mode: Mode, pattern: &LossPattern, loss: &mut
     out.concealed_samples = s.jitter.concealed_samples;
     out.dred_samples = s.dred_recovered_samples;
     out.fec_samples = s.fec_recovered_samples;
-    out.frame_samples = profile.frame_samples() as u64;
+    // Burst protection sends longer packets than the profile's own: count DRED in the packets really sent.
+    out.frame_samples = if out.packets > 0 { out.talk_ms * 16 / out.packets } else { profile.frame_samples() as u64 };
     Ok(out)
 }
 
