@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p lowband-codec-tests --example burst-sweep -- FRAME_MS PRIMARY_BPS COPIES COPY_BPS MAX_SPACING DRED_MS [full|long|items]`
 //! (default: the real recording under 6 seeds; `full`: as codec-report; `long`: the two long talks;
-//! `items`: per-item scores). DRED_MS 0 turns DRED off.
+//! `items`: per-item scores). DRED_MS is the DRED depth, 0 = off.
 use lowband_codec_tests::channel::{LossPattern, Mode};
 use lowband_codec_tests::report;
 use lowband_core::profile::Profile;
@@ -19,9 +19,7 @@ fn main() {
         copy_bitrate_bps: n(3),
         max_spacing: n(4) as u8,
     });
-    if n(5) == 0 {
-        p.redundancy.dred_ms = 0;
-    }
+    p.redundancy.dred_ms = n(5);
     p.wire_budget_bps = 0;
     let quick = a.get(6).map_or(true, |s| s != "full" && s != "long");
     let mut items = report::speech_items(6, quick).unwrap();
