@@ -17,6 +17,8 @@ const MAX_STRETCHES_PER_PACKET: usize = 4;
 
 /// Encoded packets this short carry no audio: libopus emits them while in DTX.
 const DTX_MAX_BYTES: usize = 2;
+/// Decoded audio no louder than this (−72 dBov) is silence: what a mix of nobody decodes to.
+const QUIET: u16 = 8;
 
 pub struct SendStream {
     encoder: Encoder,
@@ -278,6 +280,8 @@ pub struct ReceiveStream {
     bad_packets: u64,
     /// Whether the last packet decoded carried speech.
     voice: bool,
+    /// The last packet decoded to (near) digital silence: a mix nobody was talking into.
+    quiet: bool,
     /// Deep-redundancy parser and the media time of the packet it last parsed.
     dred: Option<(Dred, Option<i64>)>,
     dred_recovered_samples: u64,
@@ -300,6 +304,7 @@ impl ReceiveStream {
             decode_errors: 0,
             bad_packets: 0,
             voice: false,
+            quiet: false,
             dred: None,
             dred_recovered_samples: 0,
             fec_recovered_samples: 0,
@@ -476,6 +481,7 @@ impl ReceiveStream {
                         self.decode_errors += 1;
                         0
                     });
+                    self.quiet = room[..n].iter().all(|s| s.unsigned_abs() <= QUIET);
                     if voice && n > 0 {
                         self.follow_target(n);
                         continue;
@@ -485,7 +491,13 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    if let Some(got) = lbrr_fill(&self.jitter, decoder, &mut room[..n]) {
+                    if (!self.voice || self.quiet) && self.jitter.peek_following().next().is_none() {
+                        // Nothing is buffered after comfort noise or silence: a DTX
+                        // pause, not a loss. Neural concealment (FARGAN, dearer than a
+                        // decode) would only extend the noise or silence: play silence.
+                        room[..n].fill(0);
+                        n
+                    } else if let Some(got) = lbrr_fill(&self.jitter, decoder, &mut room[..n]) {
                         self.fec_recovered_samples += got as u64;
                         got
                     } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, decoder, &mut room[..n]) {
