@@ -226,3 +226,18 @@ fn digital_silence_in_a_mix_sends_nothing_once_in_dtx_not_even_comfort_noise_upd
     assert!(count(&call, 1, 500, 560) > 10, "the listener did not hear the next talker");
     assert_contiguous(&call.got[&1].iter().filter(|(n, _)| *n >= 500).cloned().collect::<Vec<_>>());
 }
+
+#[test]
+fn a_room_on_a_tick_grid_ticks_on_it_whenever_its_first_join_arrives() {
+    let grid = Time::from_millis(1000);
+    for join_ms in [0u64, 1007, 1020, 1419] {
+        let mut gw = Gateway::new(GatewayConfig { tick_grid: Some(grid), ..GatewayConfig::default() });
+        let mut clients = BTreeMap::from([(1, Client::new(ClientConfig::new("p1", "r")).unwrap())]);
+        gw.handle_connect(1);
+        common::deliver_to_gateway(&mut gw, &mut clients, Time::from_millis(join_ms));
+        let first = gw.poll_timeout().expect("the room ticks");
+        assert!(first > Time::from_millis(join_ms) || first == grid, "first tick {first:?} not after the join at {join_ms} ms");
+        assert!(first - Time::from_millis(join_ms.max(1000)) <= std::time::Duration::from_millis(20), "first tick {first:?} more than a tick after the join at {join_ms} ms");
+        assert_eq!((first - grid).as_micros() % 20_000, 0, "first tick {first:?} is off the grid (join at {join_ms} ms)");
+    }
+}
