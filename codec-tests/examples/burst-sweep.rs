@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p lowband-codec-tests --example burst-sweep -- FRAME_MS PRIMARY_BPS COPIES COPY_BPS MAX_SPACING DRED_MS [full|long|items]`
 //! (default: the real recording under 6 seeds; `full`: as codec-report; `long`: the two long talks;
-//! `items`: per-item scores). DRED_MS 0 turns DRED off.
+//! `items`: per-item scores). DRED_MS is the DRED depth, 0 = off.
 use lowband_codec_tests::channel::{LossPattern, Mode};
 use lowband_codec_tests::report;
 use lowband_core::profile::Profile;
@@ -19,9 +19,7 @@ fn main() {
         copy_bitrate_bps: n(3),
         max_spacing: n(4) as u8,
     });
-    if n(5) == 0 {
-        p.redundancy.dred_ms = 0;
-    }
+    p.redundancy.dred_ms = n(5);
     p.wire_budget_bps = 0;
     let quick = a.get(6).map_or(true, |s| s != "full" && s != "long");
     let mut items = report::speech_items(6, quick).unwrap();
@@ -38,7 +36,7 @@ fn main() {
     }
     for pat in [pats[3], pats[0]] {
         let r = report::measure(&p, &pat, Mode::Protected, &items, false).unwrap();
-        println!("{:?} {:<16} {:5.1} kbit/s lost {:4.1} resid {:4.1} PESQ {:.2}", a, pat.name, r.wire_kbps, r.lost_pct, r.residual_pct, r.pesq_wb);
+        println!("{:?} {:<16} {:6.2} kbit/s lost {:4.1} resid {:4.1} PESQ {:.3}", a, pat.name, r.wire_kbps, r.lost_pct, r.residual_pct, r.pesq_wb);
     }
 }
 

@@ -111,12 +111,14 @@ impl Outcome {
 /// Jitter-buffer delay that lets every copy a profile may send still arrive
 /// in time: a burst of n packets is rebuilt from the packet after it, so the
 /// receiver must wait n + 1 packets (DRED: up to 3, like RED's maximum;
-/// burst copies: copies × spacing of their longer packets).
+/// burst copies: copies × spacing of their longer packets, one more with DRED).
 pub fn playout_delay(profile: &Profile) -> Duration {
     let r = &profile.redundancy;
     let reach = if r.dred_ms > 0 { r.max_copies.max(3) } else { r.max_copies };
     let usual = u64::from(profile.frame_ms) * (u64::from(reach) + 1);
-    let bursts = r.bursts.map_or(0, |b| u64::from(b.frame_ms) * (u64::from(b.copies) * u64::from(b.max_spacing) + 1));
+    // With DRED the live receiver waits one packet more (`ReceiveStream::insert`).
+    let dred = u64::from(r.dred_ms > 0);
+    let bursts = r.bursts.map_or(0, |b| u64::from(b.frame_ms) * (u64::from(b.copies) * u64::from(b.max_spacing) + 1 + dred));
     Duration::from_millis(usual.max(bursts) + 20)
 }
 
@@ -174,7 +176,8 @@ pub fn run_with(profile: &Profile, mode: Mode, pattern: &LossPattern, loss: &mut
     out.concealed_samples = s.jitter.concealed_samples;
     out.dred_samples = s.dred_recovered_samples;
     out.fec_samples = s.fec_recovered_samples;
-    out.frame_samples = profile.frame_samples() as u64;
+    // Burst protection sends longer packets than the profile's own: count DRED in the packets really sent.
+    out.frame_samples = if out.packets > 0 { out.talk_ms * 16 / out.packets } else { profile.frame_samples() as u64 };
     Ok(out)
 }
 

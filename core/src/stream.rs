@@ -364,8 +364,12 @@ impl ReceiveStream {
         // Copies from further back than the packet before (spaced against
         // bursts) are only of use if playout waits for them.
         let back = packet.redundant().iter().map(|r| usize::from(r.ticks_back) * TICK_SAMPLES).max().unwrap_or(0);
-        if back > crate::codec::packet_samples(packet.primary).unwrap_or(MAX_FRAME_SAMPLES) {
-            self.jitter.note_redundancy_reach(now, Duration::from_micros((back / SAMPLES_PER_MS * 1000) as u64));
+        let frame = crate::codec::packet_samples(packet.primary).unwrap_or(MAX_FRAME_SAMPLES);
+        if back > frame {
+            // DRED in the first packet after a burst reaches one packet further
+            // back than the spaced copies: waiting for it too restores longer bursts.
+            let reach = if self.dred.is_some() { back + frame } else { back };
+            self.jitter.note_redundancy_reach(now, Duration::from_micros((reach / SAMPLES_PER_MS * 1000) as u64));
         }
         for r in packet.redundant() {
             let ts = packet.header.ts.wrapping_sub(u16::from(r.ticks_back));

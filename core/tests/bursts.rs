@@ -19,8 +19,17 @@ use common::voiced;
 /// index is in `lose` are dropped. Returns (receiver, concealed chunks after
 /// the start, media-time jumps, packets sent after the switch, copies seen).
 fn run(chunks: usize, switch_at: usize, lose: &[usize]) -> (ReceiveStream, usize, usize, Vec<usize>) {
+    run_with_dred(chunks, switch_at, lose, false)
+}
+
+/// [`run`], with DRED negotiated (both ends run the same libopus) when `dred`.
+fn run_with_dred(chunks: usize, switch_at: usize, lose: &[usize], dred: bool) -> (ReceiveStream, usize, usize, Vec<usize>) {
     let mut tx = SendStream::new(Profile::named("3g").unwrap(), None, true).unwrap();
     let mut rx = ReceiveStream::with_config(7, JitterConfig::adaptive()).unwrap();
+    if dred {
+        tx.set_dred(true);
+        rx.enable_dred().unwrap();
+    }
     let (mut out, mut next_ts, mut jumps, mut concealed, mut started, mut sent) = (vec![0i16; CHUNK], None::<u16>, 0, 0, false, 0);
     let mut backs = Vec::new();
     for i in 0..chunks {
@@ -73,8 +82,47 @@ fn a_burst_of_three_lost_packets_is_restored_from_the_spaced_copies() {
 }
 
 #[test]
+fn with_dred_a_burst_of_four_is_restored_one_packet_further_than_the_copies_reach() {
+    // Copies restore the last three; DRED from the first packet after the burst the fourth,
+    // because the buffer waits one packet longer while it can decode DRED.
+    let (rx, _, _, _) = run_with_dred(900, 200, &[150, 151, 152, 153], true);
+    let s = rx.stats();
+    assert_eq!(s.jitter.recovered, 3);
+    assert!(s.dred_recovered_samples >= 120 * 16, "DRED rebuilt only {} samples of the fourth packet", s.dred_recovered_samples);
+    assert!(s.jitter.target_delay_us >= 480_000, "the buffer waits 480 ms: {} µs", s.jitter.target_delay_us);
+    let (rx, concealed, _, _) = run(900, 200, &[150, 151, 152, 153]);
+    assert!(concealed > 0 && rx.stats().jitter.target_delay_us < 480_000, "without DRED the fourth is concealed");
+}
+
+#[test]
 fn without_spaced_copies_the_same_burst_is_concealed() {
     let (rx, concealed, _, _) = run(900, usize::MAX, &[100, 101, 102]);
     assert_eq!(rx.stats().jitter.recovered, 0);
     assert!(concealed > 0);
+}
+
+/// libopus's own 120 ms packet often leaves its DRED out (its first 60 ms
+/// frame's budget is spent on SILK); the encoder joins two 60 ms encodes instead.
+#[test]
+fn every_120_ms_speech_packet_carries_dred_that_reaches_back_past_it() {
+    use lowband_core::codec::{packet_samples, Decoder, Dred, Encoder, MAX_PACKET_BYTES, SAMPLES_PER_MS};
+    let frame = 120 * SAMPLES_PER_MS;
+    let mut enc = Encoder::new(&Profile::named("3g").unwrap()).unwrap();
+    enc.set_frame_samples(frame);
+    enc.set_bitrate(19_000).unwrap();
+    enc.set_dred_ms(1_000).unwrap();
+    enc.set_expected_loss(20).unwrap();
+    let (mut dred, mut dec) = (Dred::new().unwrap(), Decoder::new(7).unwrap());
+    let (mut packet, mut pcm) = ([0u8; MAX_PACKET_BYTES], vec![0i16; frame]);
+    let speech: Vec<i16> = (0..300).flat_map(common::voice).collect();
+    for (i, input) in speech.chunks_exact(frame).enumerate() {
+        let n = enc.encode(input, &mut packet).unwrap();
+        assert_eq!(packet_samples(&packet[..n]).unwrap(), frame, "packet {i} is one 120 ms packet");
+        assert_eq!(dec.decode(&packet[..n], &mut pcm).unwrap(), frame);
+        // DRED builds up over the first packets; from then on every packet has it.
+        if i >= 4 {
+            let reach_ms = dred.parse(&packet[..n]) / SAMPLES_PER_MS;
+            assert!(reach_ms >= 300, "packet {i}: DRED reaches {reach_ms} ms before it");
+        }
+    }
 }

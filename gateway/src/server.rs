@@ -80,7 +80,7 @@ impl Server {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| ServerError::Quic(e.to_string()))?;
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server_config.transport_config(lowband_quic::shared_transport());
-        let endpoint = quinn::Endpoint::server(server_config, config.listen)
+        let endpoint = lowband_quic::server_endpoint(server_config, config.listen)
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         let local_addr = endpoint.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
 

@@ -15,4 +15,4 @@ mod tuning;
 
 pub use congestion::{MediaFloor, MediaFloorConfig};
 pub use trust::{fingerprint, parse_fingerprint, FingerprintError, FingerprintVerifier};
-pub use tuning::{client_endpoint, path_stats, shared_transport, transport_config, WireBytes, ALPN, IPV4_UDP_OVERHEAD};
+pub use tuning::{client_endpoint, server_endpoint, GATEWAY_CID_LEN, path_stats, shared_transport, transport_config, WireBytes, ALPN, IPV4_UDP_OVERHEAD};

@@ -45,6 +45,21 @@ pub fn transport_config() -> TransportConfig {
     t
 }
 
+/// Length of the gateway's connection ids. Every uplink packet carries one:
+/// 4 bytes instead of quinn's 8 save 4 bytes a packet (0.27 kbit/s at 120 ms
+/// packets) and, unlike zero-length ids, still let clients migrate on a
+/// handover. 2^32 ids; quinn draws again on a collision.
+pub const GATEWAY_CID_LEN: usize = 4;
+
+/// The gateway's endpoint on `bind`, with [`GATEWAY_CID_LEN`]-byte connection ids.
+pub fn server_endpoint(server: quinn::ServerConfig, bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let mut config = EndpointConfig::default();
+    config.cid_generator(|| Box::new(quinn_proto::RandomConnectionIdGenerator::new(GATEWAY_CID_LEN)));
+    let socket = std::net::UdpSocket::bind(bind)?;
+    let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
+    quinn::Endpoint::new(config, Some(server), socket, runtime)
+}
+
 /// A client endpoint on `bind`, with zero-length connection ids: saves 8 bytes on
 /// every downlink packet and still allows the client to migrate.
 pub fn client_endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
@@ -93,4 +108,15 @@ pub fn path_stats(conn: &quinn::Connection) -> lowband_core::feedback::PathStats
 /// Shared by both shells so they build identical configs.
 pub fn shared_transport() -> Arc<TransportConfig> {
     Arc::new(transport_config())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profiles_wire_overhead_counts_the_gateways_connection_id_length() {
+        // IPv4 + UDP, flags, gateway CID, 2-byte packet number, DATAGRAM type + 2-byte length, AEAD tag.
+        assert_eq!(lowband_core::profile::WIRE_OVERHEAD_BYTES, 28 + 1 + GATEWAY_CID_LEN + 2 + 3 + 16);
+    }
 }

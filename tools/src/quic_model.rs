@@ -30,9 +30,9 @@ use lowband_core::link::{Link, LinkConfig};
 use lowband_core::Time;
 
 /// IPv4 + UDP + QUIC short header + AEAD tag around the frames of one packet
-/// from a client (the gateway's 8-byte connection id) and from the gateway
+/// from a client (the gateway's 4-byte connection id) and from the gateway
 /// (clients use zero-length ids).
-pub const PACKET_UP: usize = 28 + 1 + 8 + 1 + 16;
+pub const PACKET_UP: usize = 28 + 1 + lowband_quic::GATEWAY_CID_LEN + 1 + 16;
 pub const PACKET_DOWN: usize = 28 + 1 + 1 + 16;
 /// DATAGRAM frame type and length.
 pub const DATAGRAM_FRAME: usize = 2;

@@ -35,7 +35,7 @@ use crate::linkargs::LinkPair;
 use crate::quic_model::{Ack, AckState, Sender, ACK_FRAME, DATAGRAM_FRAME, PACKET_DOWN, PACKET_UP, Control};
 
 /// IPv4 bytes around each uplink audio datagram: IP + UDP (28), QUIC short
-/// header flags (1), the gateway's 8-byte connection id, packet number (1),
+/// header flags (1), the gateway's 4-byte connection id, packet number (1),
 /// DATAGRAM frame type and length (2), AEAD tag (16). See quic/src/tuning.rs.
 pub const UP_OVERHEAD: usize = PACKET_UP + DATAGRAM_FRAME;
 /// Downlink: the same without a connection id (clients use zero-length ones).
