@@ -562,7 +562,8 @@ mod dtx_pause_tests {
 
     /// Sends `chunks` through a level-tagged send stream into a receive stream
     /// (20 ms a chunk, no loss), then keeps pulling for `after` chunks with
-    /// nothing arriving; returns the kinds and the peak of what played after.
+    /// nothing arriving; returns the kinds and the peak of what played after,
+    /// and the samples played as a DTX pause.
     fn play(chunks: &[Vec<i16>], after: usize) -> (Vec<ChunkKind>, i32, u64) {
         let mut tx = SendStream::new(Profile::default(), None, true).unwrap();
         let mut rx = ReceiveStream::new(7, Duration::from_millis(60)).unwrap();
