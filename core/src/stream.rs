@@ -18,6 +18,8 @@ const MAX_STRETCHES_PER_PACKET: usize = 4;
 
 /// Encoded packets this short carry no audio: libopus emits them while in DTX.
 const DTX_MAX_BYTES: usize = 2;
+/// Decoded audio no louder than this (−72 dBov) is silence: what a mix of nobody decodes to.
+const QUIET: u16 = 8;
 
 pub struct SendStream {
     encoder: Encoder,
@@ -264,6 +266,8 @@ pub struct ReceiveStats {
     pub dred_recovered_samples: u64,
     /// Samples rebuilt from in-band FEC (LBRR) instead of concealed.
     pub fec_recovered_samples: u64,
+    /// Samples of DTX pause (after comfort noise or silence) played as silence, not concealed.
+    pub pause_samples: u64,
 }
 
 pub struct ReceiveStream {
@@ -279,10 +283,13 @@ pub struct ReceiveStream {
     bad_packets: u64,
     /// Whether the last packet decoded carried speech.
     voice: bool,
+    /// The last packet decoded to (near) digital silence: a mix nobody was talking into.
+    quiet: bool,
     /// Deep-redundancy parser and the media time of the packet it last parsed.
     dred: Option<(Dred, Option<i64>)>,
     dred_recovered_samples: u64,
     fec_recovered_samples: u64,
+    pause_samples: u64,
 }
 
 impl ReceiveStream {
@@ -301,9 +308,11 @@ impl ReceiveStream {
             decode_errors: 0,
             bad_packets: 0,
             voice: false,
+            quiet: false,
             dred: None,
             dred_recovered_samples: 0,
             fec_recovered_samples: 0,
+            pause_samples: 0,
         })
     }
 
@@ -326,6 +335,7 @@ impl ReceiveStream {
             bad_packets: self.bad_packets,
             dred_recovered_samples: self.dred_recovered_samples,
             fec_recovered_samples: self.fec_recovered_samples,
+            pause_samples: self.pause_samples,
         }
     }
 
@@ -489,6 +499,7 @@ impl ReceiveStream {
                         self.decode_errors += 1;
                         0
                     });
+                    self.quiet = room[..n].iter().all(|s| s.unsigned_abs() <= QUIET);
                     if voice && n > 0 {
                         self.follow_target(n);
                         continue;
@@ -498,7 +509,14 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    if let Some(got) = lbrr_fill(&self.jitter, decoder, &mut room[..n]) {
+                    if (!self.voice || self.quiet) && self.jitter.peek_following().next().is_none() {
+                        // Nothing is buffered after comfort noise or silence: a DTX
+                        // pause, not a loss. Neural concealment (FARGAN, dearer than a
+                        // decode) would only extend the noise or silence: play silence.
+                        room[..n].fill(0);
+                        self.pause_samples += n as u64;
+                        n
+                    } else if let Some(got) = lbrr_fill(&self.jitter, decoder, &mut room[..n]) {
                         self.fec_recovered_samples += got as u64;
                         got
                     } else if let Some(got) = dred_fill(&self.jitter, &mut self.dred, decoder, &mut room[..n]) {
@@ -544,5 +562,68 @@ mod tests {
         let p = AudioPacket::decode(&first).unwrap();
         assert!(p.header.marker, "a new talkspurt is marked");
         assert!(s.stats().frames > frames);
+    }
+}
+
+#[cfg(test)]
+mod dtx_pause_tests {
+    use super::*;
+
+    /// Sends `chunks` through a level-tagged send stream into a receive stream
+    /// (20 ms a chunk, no loss), then keeps pulling for `after` chunks with
+    /// nothing arriving; returns the kinds and the peak of what played after,
+    /// and the samples played as a DTX pause.
+    fn play(chunks: &[Vec<i16>], after: usize) -> (Vec<ChunkKind>, i32, u64) {
+        let mut tx = SendStream::new(Profile::default(), None, true).unwrap();
+        let mut rx = ReceiveStream::new(7, Duration::from_millis(60)).unwrap();
+        let mut out = [0i16; CHUNK];
+        let mut kinds = Vec::new();
+        let mut peak = 0;
+        for (i, pcm) in chunks.iter().map(Some).chain(std::iter::repeat_n(None, after)).enumerate() {
+            let now = Time::from_millis(i as u64 * 20);
+            if let Some(pcm) = pcm {
+                if let Some(d) = tx.push_chunk(pcm).unwrap() {
+                    rx.insert_datagram(now, &d);
+                }
+            }
+            let kind = rx.pull_chunk(now, &mut out);
+            if i >= chunks.len() + 4 {
+                kinds.push(kind);
+                peak = peak.max(out.iter().map(|s| i32::from(*s).abs()).max().unwrap());
+            }
+        }
+        (kinds, peak, rx.stats().pause_samples)
+    }
+
+    fn voice(n: usize) -> Vec<Vec<i16>> {
+        use std::f64::consts::TAU;
+        (0..n)
+            .map(|c| {
+                (0..CHUNK)
+                    .map(|i| {
+                        let t = (c * CHUNK + i) as f64 / 16_000.0;
+                        ((TAU * 300.0 * t + 8.0 * (TAU * 5.0 * t).sin()).sin() * 6000.0 * (0.55 + 0.45 * (TAU * 3.0 * t).sin())) as i16
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pause_after_silence_or_comfort_noise_plays_silence_but_a_late_packet_mid_speech_is_concealed() {
+        // Speech, then digital silence until the sender is in DTX (a mix nobody talks into).
+        let mut call = voice(50);
+        call.extend(std::iter::repeat_n(vec![0i16; CHUNK], 40));
+        let (_, peak, paused) = play(&call, 10);
+        assert!(peak == 0 && paused >= 10 * CHUNK as u64, "a DTX pause after silence was concealed: peak {peak}, {paused} samples paused");
+        // Speech, then faint noise: comfort-noise updates every 400 ms, pauses between them.
+        let mut call = voice(50);
+        let mut x = 1u32;
+        call.extend((0..100).map(|_| (0..CHUNK).map(|_| { x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345); ((x >> 16) % 61) as i16 - 30 }).collect()));
+        let (_, _, paused) = play(&call, 0);
+        assert!(paused >= 20 * CHUNK as u64, "pauses between comfort-noise updates were concealed: {paused} samples paused");
+        // Speech that stops arriving mid-word: the buffer waits and conceals, as before.
+        let (kinds, peak, paused) = play(&voice(50), 6);
+        assert!(kinds.contains(&ChunkKind::Concealed) && peak > 100 && paused == 0, "a late packet mid-speech was not concealed: {kinds:?}, peak {peak}");
     }
 }

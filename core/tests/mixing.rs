@@ -204,3 +204,40 @@ fn a_talker_who_stops_goes_back_to_the_shared_mix_without_a_click() {
     println!("largest step: steady {steady}, around the switch back to the shared mix {switch}");
     assert!(switch <= steady * 3 / 2, "a click going back to the shared mix: step {switch} against {steady} in steady state");
 }
+
+#[test]
+fn digital_silence_in_a_mix_sends_nothing_once_in_dtx_not_even_comfort_noise_updates() {
+    let mut call = Call::new(GatewayConfig::default(), 3);
+    // 2 talks alone from chunk 0 to 300; then nobody talks until 500.
+    for n in 0..500 {
+        call.step(n, |c| (c == 2 && n < 300).then(|| tone(n, 300.0, 6000.0)));
+    }
+    let count = |call: &Call, c: ConnId, from: u64, to: u64| call.got.get(&c).map_or(0, |g| g.iter().filter(|(n, _)| (from..to).contains(n)).count());
+    assert!(count(&call, 1, 50, 300) > 60, "the listener did not hear the talker");
+    // The lone talker's own mix-minus is digital silence throughout: after
+    // settling into DTX, no packets (libopus alone would refresh comfort noise every 400 ms).
+    assert_eq!(count(&call, 2, 50, 300), 0, "the talker was sent its own silence");
+    // After the talk and the hangover, the shared mix is silence too.
+    assert_eq!(count(&call, 1, 380, 500), 0, "a silent room was sent comfort noise");
+    // Speech resumes at once after skipped silence.
+    for n in 500..560 {
+        call.step(n, |c| (c == 3).then(|| tone(n, 520.0, 6000.0)));
+    }
+    assert!(count(&call, 1, 500, 560) > 10, "the listener did not hear the next talker");
+    assert_contiguous(&call.got[&1].iter().filter(|(n, _)| *n >= 500).cloned().collect::<Vec<_>>());
+}
+
+#[test]
+fn a_room_on_a_tick_grid_ticks_on_it_whenever_its_first_join_arrives() {
+    let grid = Time::from_millis(1000);
+    for join_ms in [0u64, 1007, 1020, 1419] {
+        let mut gw = Gateway::new(GatewayConfig { tick_grid: Some(grid), ..GatewayConfig::default() });
+        let mut clients = BTreeMap::from([(1, Client::new(ClientConfig::new("p1", "r")).unwrap())]);
+        gw.handle_connect(1);
+        common::deliver_to_gateway(&mut gw, &mut clients, Time::from_millis(join_ms));
+        let first = gw.poll_timeout().expect("the room ticks");
+        assert!(first > Time::from_millis(join_ms) || first == grid, "first tick {first:?} not after the join at {join_ms} ms");
+        assert!(first - Time::from_millis(join_ms.max(1000)) <= std::time::Duration::from_millis(20), "first tick {first:?} more than a tick after the join at {join_ms} ms");
+        assert_eq!((first - grid).as_micros() % 20_000, 0, "first tick {first:?} is off the grid (join at {join_ms} ms)");
+    }
+}

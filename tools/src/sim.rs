@@ -355,7 +355,6 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         }
     }
     gw_config.report_phase = spec.report_phase;
-    let mut gateway = Gateway::new(gw_config);
     let mut nodes = Vec::new();
     let mut heard_paths = Vec::new();
     // As in netem, traces start with each client's QUIC handshake, and the
@@ -367,6 +366,10 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
         .map(|(k, l)| crate::quic_model::handshake_done(&l.up, &l.down, (seed_for(spec.seed, k, 1), seed_for(spec.seed, k, 2))))
         .collect();
     let t0 = handshakes.iter().copied().max().unwrap_or(Time::ZERO);
+    // The mixer ticks on the clients' audio grid: both then fall due at one
+    // instant, and run side by side (a real gateway's phase is arbitrary anyway).
+    gw_config.tick_grid = Some(t0);
+    let mut gateway = Gateway::new(gw_config);
     for (k, (name, link)) in spec.names.iter().zip(&spec.links).enumerate() {
         let path = out.join(format!("{name}-heard.wav"));
         // Arrival feedback fills the uplink side of each client's link record.
@@ -464,28 +467,36 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                 n.record.on_up_arrivals(&a);
             }
         }
-        if gateway.poll_timeout().is_some_and(|t| t <= now) {
-            gateway.handle_timeout(now);
-        }
+        let gateway_due = gateway.poll_timeout().is_some_and(|t| t <= now);
+        // The clients' path stats come before their audio step; the gateway's
+        // after its tick, which reads none of them.
         if now >= next_client_path {
             next_client_path = now + Duration::from_millis(250);
             for n in nodes.iter_mut() {
                 n.client.handle_path(now, n.up_tx.path());
             }
         }
+        // A playout step starts (at a chunk boundary the chunk before has just
+        // been captured). Clients are independent here, and of the gateway's tick: rayon's workers
+        // (one per core) take the tick and the clients one at a time, which
+        // balances the talker's extra encode (same result in any order).
+        let audio_due = now >= next_audio;
+        let audio = |nodes: &mut Vec<Node>| nodes.par_iter_mut().try_for_each(|n| audio_step(n, step_index, now));
+        match (gateway_due, audio_due) {
+            (true, true) => rayon::join(|| gateway.handle_timeout(now), || audio(&mut nodes)).1?,
+            (true, false) => gateway.handle_timeout(now),
+            (false, true) => audio(&mut nodes)?,
+            (false, false) => {}
+        }
+        if audio_due {
+            step_index += 1;
+            next_audio = t0 + TICK * step_index as u32;
+        }
         if now >= next_gateway_path {
             next_gateway_path = now + Duration::from_secs(1);
             for (k, n) in nodes.iter().enumerate() {
                 gateway.handle_path(k as u64, n.down_tx.path());
             }
-        }
-        if now >= next_audio {
-            // Chunk i-1 has just been captured; chunk i starts playing. Clients
-            // are independent here: rayon's workers (one per core) take them one
-            // at a time, balancing the talker's extra encode (same result in any order).
-            nodes.par_iter_mut().try_for_each(|n| audio_step(n, step_index, now))?;
-            step_index += 1;
-            next_audio = t0 + TICK * step_index as u32;
         }
         for n in nodes.iter_mut() {
             while let Some(t) = n.client.poll_transmit() {

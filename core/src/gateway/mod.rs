@@ -68,6 +68,10 @@ pub struct GatewayConfig {
     /// Delay of the first receiver report past one interval: where the 1 s report
     /// grid falls (a real gateway's is wherever its start puts it; `sim` varies it).
     pub report_phase: Duration,
+    /// Rooms tick on the 20 ms grid through this time instead of 20 ms after
+    /// their first join: `sim` puts them on its clients' audio grid, so the
+    /// mixer and the clients' audio steps can run side by side.
+    pub tick_grid: Option<Time>,
 }
 
 /// The built-in downlink tiers: the link profile ladder (`2g`, `edge`, `3g`,
@@ -118,6 +122,7 @@ impl Default for GatewayConfig {
             adapt_downlink: true,
             seat_grace: Duration::from_secs(60),
             report_phase: Duration::ZERO,
+            tick_grid: None,
         }
     }
 }
@@ -452,7 +457,12 @@ impl Gateway {
         let tiers = cfg.tiers.len();
         let start_rung = self.rung_of_tier(cfg.default_tier.min(tiers.saturating_sub(1)));
         let cfg = &self.config;
-        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room::new(now + TICK, tiers));
+        let first_tick = match cfg.tick_grid {
+            Some(grid) if grid > now => grid,
+            Some(grid) => grid + TICK * ((now - grid).as_micros() / TICK.as_micros() + 1) as u32,
+            None => now + TICK,
+        };
+        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room::new(first_tick, tiers));
         if room.participants.len() >= cfg.max_room_size {
             let empty = room.participants.is_empty();
             if empty {

@@ -135,6 +135,9 @@ struct FrameEncoder {
     frame_start: u64,
     /// DRED ms and expected loss % last set.
     protection: (u32, u8),
+    /// The last frame was digital silence and libopus had nothing to send:
+    /// more silence is skipped, not encoded (see [`FrameEncoder::push`]).
+    silent_dtx: bool,
 }
 
 /// What one encoder produced this chunk.
@@ -151,11 +154,11 @@ impl FrameEncoder {
     fn new(profile: &Profile) -> Result<Self, CodecError> {
         let encoder = Encoder::new(profile)?;
         let frame_chunks = (encoder.frame_samples() / CHUNK).max(1) as u64;
-        Ok(FrameEncoder { encoder, frame_chunks, pending: Vec::with_capacity(frame_chunks as usize * CHUNK), frame_start: 0, protection: (0, profile.expected_loss_percent) })
+        Ok(FrameEncoder { encoder, frame_chunks, pending: Vec::with_capacity(frame_chunks as usize * CHUNK), frame_start: 0, protection: (0, profile.expected_loss_percent), silent_dtx: false })
     }
 
     fn fork(&self) -> Result<Self, CodecError> {
-        Ok(FrameEncoder { encoder: self.encoder.try_clone()?, frame_chunks: self.frame_chunks, pending: self.pending.clone(), frame_start: self.frame_start, protection: self.protection })
+        Ok(FrameEncoder { encoder: self.encoder.try_clone()?, frame_chunks: self.frame_chunks, pending: self.pending.clone(), frame_start: self.frame_start, protection: self.protection, silent_dtx: self.silent_dtx })
     }
 
     /// Sets DRED depth and expected loss (see [`dred_for`]) when they change.
@@ -187,9 +190,20 @@ impl FrameEncoder {
         if self.pending.len() < self.encoder.frame_samples() {
             return Ok(Frame::Pending);
         }
+        let zeros = self.pending.iter().all(|&s| s == 0);
+        if zeros && self.silent_dtx {
+            // A mix nobody is talking into (and a lone talker's own mix-minus) is
+            // digital silence. Once in DTX, libopus would spend most of a speech
+            // encode on it only to send a comfort-noise update of silence every
+            // 400 ms, which costs a 2G downlink bytes and the listener a decode
+            // and concealment: skip it, as a client's send stream does.
+            self.pending.clear();
+            return Ok(Frame::Dtx);
+        }
         let n = self.encoder.encode(&self.pending, scratch);
         self.pending.clear();
         let n = n?;
+        self.silent_dtx = zeros && n <= DTX_MAX_BYTES;
         // In DTX libopus still emits an occasional comfort-noise update: send
         // those (as a client does); only the 1-2 byte frames carry nothing.
         if n <= DTX_MAX_BYTES {
