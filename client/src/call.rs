@@ -352,6 +352,7 @@ pub async fn run_call_recording(
     tokio::pin!(stop);
     let mut buf = vec![0u8; 4096];
     let mut chunk = [0i16; CHUNK];
+    let mut step = [0i16; crate::audio::PLAYOUT_STEP];
     let mut events = Vec::new();
     let mut refused = None;
     let mut leaving = false;
@@ -457,8 +458,8 @@ pub async fn run_call_recording(
                     client.push_capture(&chunk).map_err(|e| CallError::Audio(e.to_string()))?;
                 }
                 while audio.wants_playout(t) {
-                    client.pull_playout(now(), &mut chunk);
-                    audio.play(&chunk).map_err(|e| CallError::Audio(e.to_string()))?;
+                    client.pull_playout(now(), &mut step);
+                    audio.play(&step).map_err(|e| CallError::Audio(e.to_string()))?;
                 }
                 client.handle_timeout(now());
                 if wall >= next_status {

@@ -8,8 +8,9 @@
 //! without advancing), as NetEq's expand does; one with packets behind it is
 //! lost and concealed. A gap in media time with no gap in sequence numbers is
 //! a DTX silence: playout jumps it when the next talkspurt is due at the
-//! target. Playout is pulled in 20 ms chunks, so a packet must be here by the
-//! pull of the chunk it starts in: deadlines move in whole pulls, and a wait
+//! target. Playout is pulled in steps ([`JitterConfig::pull`]: 20 ms chunks
+//! in the mixer, 10 ms in the client, as NetEq's GetAudio), so a packet must be
+//! here by the pull its first sample plays in: deadlines move in whole pulls, and a wait
 //! for a packet a few ms late conceals a whole pull. So after a wait, the
 //! pauses between words are shortened until playout is back at the lowest pull
 //! step that still covers the target (speech itself is only accelerated 60 ms
@@ -21,7 +22,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use crate::codec::{packet_samples, CHUNK, SAMPLES_PER_MS};
+use crate::codec::{packet_samples, CHUNK_MS, SAMPLES_PER_MS};
 use crate::stretch;
 use crate::time::Time;
 use crate::wire::audio::{TICK_SAMPLES, TICK_US};
@@ -91,6 +92,10 @@ pub struct JitterConfig {
     pub accelerate_above: Duration,
     /// Whether the receive stream time-stretches speech to follow the target.
     pub stretch: bool,
+    /// How much playout the caller pulls at a time (at most a 20 ms chunk):
+    /// a packet's deadline is the pull its first sample plays in, so the
+    /// smaller the pull, the closer playout can sit to the target.
+    pub pull: Duration,
 }
 
 impl JitterConfig {
@@ -107,6 +112,7 @@ impl JitterConfig {
             fall_ms_per_s: 50.0,
             accelerate_above: Duration::from_millis(60),
             stretch: true,
+            pull: Duration::from_millis(CHUNK_MS as u64),
         }
     }
 
@@ -187,9 +193,6 @@ const STRETCH_SPACING_SAMPLES: usize = 100 * SAMPLES_PER_MS;
 const BACKLOG_US: i64 = 200_000;
 /// In speech, expand only when this far below the target (waits raise the delay too).
 const EXPAND_BELOW_US: i64 = 20_000;
-/// Playout is pulled in chunks: a packet must be here by the pull of the
-/// chunk its first sample plays in, so its deadline lead moves in these steps.
-const PULL_US: i64 = (CHUNK / SAMPLES_PER_MS * 1000) as i64;
 /// Less than this over the lowest safe lead is not worth a stretch.
 const MIN_STRETCH_US: i64 = (stretch::MIN_PERIOD * 1000 / SAMPLES_PER_MS) as i64;
 /// A wait this long is an outage: what arrives right after it is backlog...
@@ -635,6 +638,14 @@ impl JitterBuffer {
         self.lead_us.map(|l| Duration::from_micros(l.max(0) as u64))
     }
 
+    /// Playout is an outage's backlog behind (far above the target): the
+    /// caller should decode at least a chunk ahead, as the stretcher removes
+    /// more per operation from a longer stretch of audio (quiet parts go by
+    /// half of it), so the backlog drains as fast whatever the pull size.
+    pub fn in_backlog(&self) -> bool {
+        self.cfg.stretch && self.emission_lead_us.is_some_and(|l| l > self.target_us() + BACKLOG_US)
+    }
+
     /// Which way the caller should stretch the audio of the packet just popped, if any.
     pub fn stretch_wanted(&self) -> Option<StretchWanted> {
         if !self.cfg.stretch {
@@ -668,8 +679,10 @@ impl JitterBuffer {
     /// pull grid at or above the target, not the target itself.
     fn over_safe_lead_us(&self) -> i64 {
         let (Some(lead), Some(deadline)) = (self.lead_us, self.deadline_lead_us) else { return 0 };
-        let safe = deadline + (self.target_us() - deadline).div_euclid(PULL_US) * PULL_US;
-        let safe = if safe < self.target_us() { safe + PULL_US } else { safe };
+        // A packet's deadline lead moves in whole pulls.
+        let pull = (self.cfg.pull.as_micros() as i64).max(1);
+        let safe = deadline + (self.target_us() - deadline).div_euclid(pull) * pull;
+        let safe = if safe < self.target_us() { safe + pull } else { safe };
         lead - safe
     }
 
@@ -706,10 +719,11 @@ mod tests {
     const PACKET: [u8; 2] = [0x48, 0x00];
     const TICKS_PER_PACKET: u16 = 8;
 
-    /// One talker sending 20 ms packets into a buffer pulled every 20 ms, with
-    /// a stand-in for the stretcher that moves 5 ms per packet when asked.
+    /// One talker sending 20 ms packets into a buffer pulled every 20 ms (or
+    /// `pull_us`), with a stand-in for the stretcher that moves 5 ms per packet when asked.
     struct Sim {
         jb: JitterBuffer,
+        pull_us: u64,
         /// Decoded samples not yet pulled.
         queued: usize,
         /// (arrival µs, sequence number, media time) still in flight.
@@ -721,7 +735,12 @@ mod tests {
 
     impl Sim {
         fn new() -> Self {
-            Sim { jb: JitterBuffer::new(JitterConfig::adaptive()), queued: 0, flight: Vec::new(), next_arrival: 0, t: 0, played_at: Vec::new() }
+            Self::pulled_every(20_000)
+        }
+
+        fn pulled_every(pull_us: u64) -> Self {
+            let cfg = JitterConfig { pull: Duration::from_micros(pull_us), ..JitterConfig::adaptive() };
+            Sim { jb: JitterBuffer::new(cfg), pull_us, queued: 0, flight: Vec::new(), next_arrival: 0, t: 0, played_at: Vec::new() }
         }
 
         /// Sends packets `0..n`, packet i at `send(i)` µs arriving after `delay(i)` µs (None: lost).
@@ -742,7 +761,7 @@ mod tests {
                     self.jb.insert_seq(Time::from_micros(at), Some(i), ts, &PACKET, true);
                     self.next_arrival += 1;
                 }
-                if self.t % 20_000 == 7_000 {
+                if self.t % self.pull_us == 7_000 % self.pull_us {
                     self.pull(Time::from_micros(self.t));
                 }
                 self.t += 1_000;
@@ -755,8 +774,9 @@ mod tests {
         }
 
         fn pull(&mut self, now: Time) {
-            while self.queued < 320 {
-                match self.jb.pop(now, self.queued, 320 - self.queued) {
+            let want = (self.pull_us / 1000) as usize * SAMPLES_PER_MS;
+            while self.queued < want {
+                match self.jb.pop(now, self.queued, want - self.queued) {
                     Pop::Packet(..) => {
                         self.queued += 320;
                         match self.jb.stretch_wanted() {
@@ -782,10 +802,10 @@ mod tests {
                         }
                     }
                     Pop::Missing(n) => self.queued += n,
-                    Pop::Silence => self.queued = 320,
+                    Pop::Silence => self.queued = want,
                 }
             }
-            self.queued -= 320;
+            self.queued -= want;
         }
 
         /// Largest playout lead among packets played in [from, to) µs.
@@ -862,14 +882,12 @@ mod tests {
         assert!(s.played_packets >= 1495);
     }
 
-    #[test]
-    fn on_steady_low_jitter_playout_settles_at_the_first_pull_that_covers_the_98th_percentile() {
-        let mut sim = Sim::new();
-        // Talkspurts of 3 s with 0.5 s of DTX between them (media time jumps,
-        // sequence numbers do not). Delay 58 ms + 0..10 ms of jitter, and every
-        // 197 packets a short stall (+25, +15, +5 ms, in order). The pulls fall 9 ms after the
-        // fastest arrivals, so deadlines can be 9, 29, 49 ms...: 9 would miss
-        // ~9 % of packets, 29 is the lowest that covers the 98th percentile.
+    /// Talkspurts of 3 s with 0.5 s of DTX between them (media time jumps,
+    /// sequence numbers do not). Delay 58 ms + 0..10 ms of jitter, and every
+    /// 197 packets a short stall (+25, +15, +5 ms, in order), replayed into
+    /// `sim` for 46 s; returns the jitter's 98th percentile (ms) and the mean
+    /// playout lead over 10-46 s (ms).
+    fn steady_low_jitter(sim: &mut Sim) -> (f64, f64) {
         let mut rng = crate::rng::Rng::new(7);
         let mut jitter = Vec::new();
         for i in 0..2000u16 {
@@ -885,7 +903,29 @@ mod tests {
         jitter.sort_unstable();
         let q98 = jitter[jitter.len() * 98 / 100] as f64;
         let leads: Vec<f64> = sim.played_at.iter().filter(|(t, _)| (10_000_000..46_000_000).contains(t)).map(|(_, l)| l.as_secs_f64() * 1e3).collect();
-        let mean = leads.iter().sum::<f64>() / leads.len() as f64;
+        (q98, leads.iter().sum::<f64>() / leads.len() as f64)
+    }
+
+    #[test]
+    fn pulled_every_10_ms_playout_settles_a_step_closer_to_the_target_than_pulled_every_20() {
+        // The pulls fall 9 ms after the fastest arrivals: deadlines can be
+        // 9, 19, 29 ms... pulled every 10 ms, 9, 29, 49... every 20 ms.
+        let (q98, mean) = steady_low_jitter(&mut Sim::pulled_every(10_000));
+        let mut coarse = Sim::new();
+        let (_, mean_coarse) = steady_low_jitter(&mut coarse);
+        let s = coarse.jb.stats();
+        assert!(mean >= q98 && mean < 19.0 + 3.0, "pulled every 10 ms: mean lead {mean:.1} ms, jitter q98 {q98} ms");
+        assert!(mean + 5.0 < mean_coarse, "10 ms pulls {mean:.1} ms, 20 ms pulls {mean_coarse:.1} ms");
+        assert_eq!(s.late_loss(), 0, "{s:?}");
+    }
+
+    #[test]
+    fn on_steady_low_jitter_playout_settles_at_the_first_pull_that_covers_the_98th_percentile() {
+        // The pulls fall 9 ms after the fastest arrivals, so deadlines can be
+        // 9, 29, 49 ms...: 9 would miss ~9 % of packets, 29 is the lowest that
+        // covers the 98th percentile.
+        let mut sim = Sim::new();
+        let (q98, mean) = steady_low_jitter(&mut sim);
         let s = sim.jb.stats();
         // A wait for a late packet conceals a whole pull (+20 ms); playout comes back down in speech.
         assert!(s.waited_for >= 5, "{s:?}");

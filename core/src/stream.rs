@@ -1,6 +1,7 @@
 //! One direction of one audio stream: [`SendStream`] turns 20 ms PCM chunks
 //! into datagrams under a [`Profile`]; [`ReceiveStream`] turns datagrams back
-//! into 20 ms chunks through the jitter buffer and decoder.
+//! into PCM through the jitter buffer and decoder, pulled in 20 ms chunks or
+//! smaller steps.
 
 use std::time::Duration;
 
@@ -458,11 +459,19 @@ impl ReceiveStream {
         self.pcm_len = len;
     }
 
-    /// Fills `out` (one 20 ms chunk) with what plays now.
+    /// Fills `out` with what plays now: one pull of playout, a 20 ms chunk
+    /// or a smaller step (the buffer's [`JitterConfig::pull`]); the decoded
+    /// audio left over waits for the next pull.
     pub fn pull_chunk(&mut self, now: Time, out: &mut [i16]) -> ChunkKind {
-        debug_assert_eq!(out.len(), CHUNK);
+        let want = out.len();
+        debug_assert!(want > 0 && want <= CHUNK, "pulls are at most a chunk");
         let mut kind = ChunkKind::Audio;
-        while self.pcm_len < CHUNK {
+        loop {
+            // In an outage's backlog, decode a chunk ahead whatever the pull (see `in_backlog`).
+            let fill = if self.jitter.in_backlog() { CHUNK } else { want };
+            if self.pcm_len >= fill {
+                break;
+            }
             if self.decoder.is_none() {
                 match Decoder::new(self.decoder_complexity) {
                     Ok(d) => self.decoder = Some(d),
@@ -475,14 +484,14 @@ impl ReceiveStream {
             }
             let decoder = self.decoder.as_mut().expect("made above");
             let room = &mut self.pcm[self.pcm_len..self.pcm_len + MAX_FRAME_SAMPLES];
-            let got = match self.jitter.pop(now, self.pcm_len, CHUNK - self.pcm_len) {
+            let got = match self.jitter.pop(now, self.pcm_len, fill - self.pcm_len) {
                 Pop::Silence if self.pcm_len == 0 => {
                     out.fill(0);
                     return ChunkKind::Silence;
                 }
                 Pop::Silence => {
-                    room[..CHUNK - self.pcm_len].fill(0);
-                    CHUNK - self.pcm_len
+                    room[..fill - self.pcm_len].fill(0);
+                    fill - self.pcm_len
                 }
                 Pop::Packet(p, voice) => {
                     self.voice = voice;
@@ -523,9 +532,9 @@ impl ReceiveStream {
             };
             self.pcm_len += got;
         }
-        out.copy_from_slice(&self.pcm[..CHUNK]);
-        self.pcm.copy_within(CHUNK..self.pcm_len, 0);
-        self.pcm_len -= CHUNK;
+        out.copy_from_slice(&self.pcm[..want]);
+        self.pcm.copy_within(want..self.pcm_len, 0);
+        self.pcm_len -= want;
         if self.voice {
             kind
         } else {

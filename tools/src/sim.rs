@@ -23,6 +23,7 @@ use anyhow::Context;
 use lowband_core::adapt::ladder;
 use lowband_core::client::{Client, ClientConfig, Transmit};
 use lowband_core::profile::Profile;
+use lowband_core::client::{PLAYOUT_STEP, PLAYOUT_STEP_MS};
 use lowband_core::codec::CHUNK;
 use lowband_core::gateway::{Gateway, GatewayConfig, Output};
 use lowband_core::link::record::LinkRecorder;
@@ -44,8 +45,11 @@ pub const DOWN_OVERHEAD: usize = PACKET_DOWN + DATAGRAM_FRAME;
 pub const ACK_UP: usize = PACKET_UP + ACK_FRAME;
 pub const ACK_DOWN: usize = PACKET_DOWN + ACK_FRAME;
 pub const RATE: usize = 16_000;
-const TICK: Duration = Duration::from_millis(20);
-/// Threads sharing the clients' audio (encode, decode) each 20 ms step.
+/// Audio moves every playout step: the client pulls its receive buffer that
+/// finely, and captures a 20 ms chunk every [`STEPS_PER_CHUNK`] steps.
+const TICK: Duration = Duration::from_millis(PLAYOUT_STEP_MS as u64);
+const STEPS_PER_CHUNK: u64 = (CHUNK / PLAYOUT_STEP) as u64;
+/// Threads sharing the clients' audio (encode, decode) each playout step.
 pub const THREADS: usize = 2;
 
 /// One stretch of speech by one client.
@@ -408,7 +412,7 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     let bar = crate::progress::bar(spec.progress, spec.seconds as u64, "simulated s");
     let mut series = Vec::new();
     let mut next_audio = t0;
-    let mut chunk_index: u64 = 0;
+    let mut step_index: u64 = 0;
     let mut second: u64 = 0;
     // The shells hand quinn's path stats to the adapters: clients every 250 ms, the gateway every second.
     let (mut next_client_path, mut next_gateway_path) = (t0, t0);
@@ -472,12 +476,12 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
                 n.client.handle_path(now, n.up_tx.path());
             }
         }
-        // Chunk i-1 has just been captured; chunk i starts playing. Clients
-        // are independent here, and of the gateway's tick: rayon's workers
+        // A playout step starts (at a chunk boundary the chunk before has just
+        // been captured). Clients are independent here, and of the gateway's tick: rayon's workers
         // (one per core) take the tick and the clients one at a time, which
         // balances the talker's extra encode (same result in any order).
         let audio_due = now >= next_audio;
-        let audio = |nodes: &mut Vec<Node>| nodes.par_iter_mut().try_for_each(|n| audio_step(n, chunk_index, now));
+        let audio = |nodes: &mut Vec<Node>| nodes.par_iter_mut().try_for_each(|n| audio_step(n, step_index, now));
         match (gateway_due, audio_due) {
             (true, true) => rayon::join(|| gateway.handle_timeout(now), || audio(&mut nodes)).1?,
             (true, false) => gateway.handle_timeout(now),
@@ -485,8 +489,8 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
             (false, false) => {}
         }
         if audio_due {
-            chunk_index += 1;
-            next_audio = t0 + TICK * chunk_index as u32;
+            step_index += 1;
+            next_audio = t0 + TICK * step_index as u32;
         }
         if now >= next_gateway_path {
             next_gateway_path = now + Duration::from_secs(1);
@@ -573,18 +577,20 @@ pub fn run(spec: &SimSpec, out: &Path) -> anyhow::Result<SimOutcome> {
     Ok(SimOutcome { series, totals, heard: heard_paths, wall_seconds: wall.elapsed().as_secs_f64(), cpu_seconds })
 }
 
-/// Captures chunk `index - 1` and plays chunk `index` for each node.
-fn audio_step(n: &mut Node, index: u64, now: Time) -> anyhow::Result<()> {
+/// At a chunk boundary captures the chunk that just ended; plays playout
+/// step `step` for each node.
+fn audio_step(n: &mut Node, step: u64, now: Time) -> anyhow::Result<()> {
     let mut chunk = [0i16; CHUNK];
     n.client.handle_timeout(now);
-    if index > 0 {
-        fill_capture(&n.turns, (index as usize - 1) * CHUNK, &mut chunk);
+    if step > 0 && step % STEPS_PER_CHUNK == 0 {
+        fill_capture(&n.turns, (step / STEPS_PER_CHUNK - 1) as usize * CHUNK, &mut chunk);
         n.client.push_capture(&chunk).context("encoding")?;
     }
-    n.client.pull_playout(now, &mut chunk);
-    // hound's 16-bit writer: a chunk at a time, not a sample at a time.
-    let mut w = n.heard.get_i16_writer(CHUNK as u32);
-    for &s in &chunk {
+    let mut out = [0i16; PLAYOUT_STEP];
+    n.client.pull_playout(now, &mut out);
+    // hound's 16-bit writer: a step at a time, not a sample at a time.
+    let mut w = n.heard.get_i16_writer(PLAYOUT_STEP as u32);
+    for &s in &out {
         w.write_sample(s);
     }
     w.flush()?;

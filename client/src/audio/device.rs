@@ -20,7 +20,7 @@ use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use super::resample::Stream;
-use super::AudioIo;
+use super::{AudioIo, PLAYOUT_STEP_MS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -37,6 +37,7 @@ pub enum DeviceError {
 }
 
 const CHUNK_TIME: Duration = Duration::from_millis(CHUNK_MS as u64);
+const STEP_TIME: Duration = Duration::from_millis(PLAYOUT_STEP_MS as u64);
 
 /// How much playback audio to keep queued in the ring ahead of the card.
 const PLAYOUT_AHEAD: Duration = Duration::from_millis(60);
@@ -365,18 +366,18 @@ impl AudioIo for DeviceAudio {
                 let ahead = o.out_rate as usize * o.out_channels * PLAYOUT_AHEAD.as_millis() as usize / 1000;
                 o.playback.occupied_len() < ahead
             }
-            None if now >= self.gap_playout + CHUNK_TIME => {
-                self.gap_playout += CHUNK_TIME;
+            None if now >= self.gap_playout + STEP_TIME => {
+                self.gap_playout += STEP_TIME;
                 true
             }
             None => false,
         }
     }
 
-    fn play(&mut self, chunk: &[i16]) -> std::io::Result<()> {
+    fn play(&mut self, step: &[i16]) -> std::io::Result<()> {
         let Some(o) = self.opened.as_mut() else { return Ok(()) };
         self.mono.clear();
-        self.mono.extend(chunk.iter().map(|&s| f32::from(s) / 32768.0));
+        self.mono.extend(step.iter().map(|&s| f32::from(s) / 32768.0));
         self.out.clear();
         if self.up.process(&self.mono, &mut self.out).is_err() {
             self.failed.store(true, Ordering::Relaxed);

@@ -490,11 +490,14 @@ pub struct Processed<A> {
     talk: Arc<TalkState>,
     gate: Gate,
     raw: [i16; CHUNK],
+    /// Played steps gathered into the 20 ms chunk the echo canceller takes.
+    render: [i16; CHUNK],
+    render_len: usize,
 }
 
 impl<A: AudioIo> Processed<A> {
     pub fn new(inner: A, stages: Stages, talk: Arc<TalkState>) -> Result<Self, ProcessError> {
-        Ok(Processed { inner, thread: ProcessingThread::start(stages)?, talk, gate: Gate { hold: 0 }, raw: [0; CHUNK] })
+        Ok(Processed { inner, thread: ProcessingThread::start(stages)?, talk, gate: Gate { hold: 0 }, raw: [0; CHUNK], render: [0; CHUNK], render_len: 0 })
     }
 
     pub fn inner(&self) -> &A {
@@ -529,11 +532,19 @@ impl<A: AudioIo> AudioIo for Processed<A> {
         self.inner.wants_playout(now)
     }
 
-    fn play(&mut self, chunk: &[i16]) -> std::io::Result<()> {
-        let mut c = [0i16; CHUNK];
-        c.copy_from_slice(chunk);
-        self.thread.send(Job::Render(c));
-        self.inner.play(chunk)
+    fn play(&mut self, step: &[i16]) -> std::io::Result<()> {
+        let mut rest = step;
+        while !rest.is_empty() {
+            let n = rest.len().min(CHUNK - self.render_len);
+            self.render[self.render_len..self.render_len + n].copy_from_slice(&rest[..n]);
+            self.render_len += n;
+            rest = &rest[n..];
+            if self.render_len == CHUNK {
+                self.thread.send(Job::Render(self.render));
+                self.render_len = 0;
+            }
+        }
+        self.inner.play(step)
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use lowband_core::codec::{CHUNK, CHUNK_MS, SAMPLE_RATE};
 
 use super::resample::convert;
-use super::AudioIo;
+use super::{AudioIo, PLAYOUT_STEP_MS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
@@ -50,6 +50,7 @@ pub struct WavAudio {
     input: Vec<i16>,
     speak_at: u64,
     captured: u64,
+    /// Playout steps played.
     played: u64,
     writer: Option<hound::WavWriter<BufWriter<File>>>,
 }
@@ -91,17 +92,17 @@ impl AudioIo for WavAudio {
     }
 
     fn wants_playout(&mut self, now: Duration) -> bool {
-        self.played < Self::due(now)
+        self.played < now.as_millis() as u64 / u64::from(PLAYOUT_STEP_MS)
     }
 
-    fn play(&mut self, chunk: &[i16]) -> std::io::Result<()> {
+    fn play(&mut self, step: &[i16]) -> std::io::Result<()> {
         self.played += 1;
         let Some(w) = &mut self.writer else { return Ok(()) };
-        for &s in chunk {
+        for &s in step {
             w.write_sample(s).map_err(std::io::Error::other)?;
         }
         // Keep the header current once a second: a crash leaves a playable file.
-        if self.played % 50 == 0 {
+        if self.played % (1000 / u64::from(PLAYOUT_STEP_MS)) == 0 {
             w.flush().map_err(std::io::Error::other)?;
         }
         Ok(())

@@ -8,6 +8,7 @@ pub mod traces;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lowband_core::client::downlink_jitter;
 use lowband_core::jitter::JitterConfig;
 
 use lowband_codec_tests::data::{read_speech, shared_file};
@@ -35,6 +36,18 @@ pub struct JitterReportArgs {
     /// Only traces whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
+    /// Only this direction ("up" or "down").
+    #[arg(long)]
+    pub direction: Option<String>,
+    /// Pull step of downlink playout, ms (default: the client's).
+    #[arg(long, default_value_t = lowband_core::client::PLAYOUT_STEP_MS as u64)]
+    pub down_pull_ms: u64,
+    /// Pull step of uplink playout, ms (default: the mixer's 20 ms tick).
+    #[arg(long, default_value_t = lowband_core::codec::CHUNK_MS as u64)]
+    pub up_pull_ms: u64,
+    /// Pull phases per run, spread over one pull; figures are their mean.
+    #[arg(long, default_value_t = 4)]
+    pub phases: usize,
 }
 
 pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
@@ -59,53 +72,64 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
     println!();
     println!("## Adaptive buffer vs the best fixed buffer in hindsight (≤ 2 % late), per trace");
     println!("Delays are over the packets played, from a packet's arrival to the instant its first sample is heard:");
-    println!("for the adaptive buffer the 20 ms pull that emits it plus the audio queued ahead of it in the output,");
+    println!("for the adaptive buffer the pull that emits it plus the audio queued ahead of it in the output,");
     println!("for the fixed buffer the fastest packet's arrival plus its delay. \"to pull\" leaves out the queued audio (NetEq's jitterBufferDelay).");
-    println!("The best fixed buffer is played through the same 20 ms pulls (a packet must be there by the pull of the chunk it starts in);");
-    println!("the idealised one plays each packet at any instant, which no receiver pulled in 20 ms chunks can. \"waited-for\": packets that");
-    println!("missed their slot and were waited for (concealing meanwhile) — late for a fixed buffer, a delay increase for the adaptive one.");
+    println!("Playout is pulled as its receiver pulls it: downlink by the client every {} ms, uplink by the mixer every {} ms.", args.down_pull_ms, args.up_pull_ms);
+    println!("The best fixed buffer is played through the same pulls (a packet must be there by the pull its first sample plays in);");
+    println!("the idealised one plays each packet at any instant, which no pulled receiver can. Each run is repeated at {} pull phases", args.phases);
+    println!("spread over one pull (where a device's pulls fall is arbitrary) and the figures are their mean, for the adaptive and the");
+    println!("pulled fixed buffer alike (\"range\": the adaptive mean delay's lowest and highest phase). \"waited-for\": packets that missed");
+    println!("their slot and were waited for (concealing meanwhile) — late for a fixed buffer, a delay increase for the adaptive one.");
     println!();
-    println!("| trace | direction | packet ms | seconds | packets | adaptive late loss % | adaptive waited-for % | adaptive mean delay ms | adaptive p95 ms | adaptive mean to pull ms | best fixed delay ms | its late loss % | its mean delay ms | goal met | idealised fixed delay ms | its mean delay ms | below it | concealed % | interruptions (s) | stretched +/− ms |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| trace | direction | packet ms | pull ms | seconds | packets | adaptive late loss % | adaptive waited-for % | adaptive mean delay ms | range over phases ms | adaptive p95 ms | adaptive mean to pull ms | best fixed delay ms | its late loss % | its mean delay ms | goal met | idealised fixed delay ms | its mean delay ms | below it | concealed % | interruptions (s) | stretched +/− ms |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let traces = traces::find_traces(&dir)?;
     let (mut met, mut ideal, mut total) = (0, 0, 0);
     for &ms in &args.packet_ms {
         for (name, direction, trace) in &traces {
-            if args.only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            if args.only.as_ref().is_some_and(|o| !name.contains(o.as_str())) || args.direction.as_ref().is_some_and(|d| d != direction) {
                 continue;
             }
             let seconds = args.seconds.min(trace.period_ms() / 1000).max(1);
             let talk = traces::encode(&speech, ms, seconds * 1000)?;
+            let pull_ms = if direction == "up" { args.up_pull_ms } else { args.down_pull_ms };
+            // Each direction's receiver as it runs: the client's buffer, the mixer's.
+            let base = if direction == "up" { JitterConfig::adaptive() } else { downlink_jitter(JitterConfig::adaptive().initial_target) };
             let config = JitterConfig {
                 quantile: args.quantile,
                 accelerate_above: Duration::from_millis(args.accelerate_above_ms),
-                ..JitterConfig::adaptive()
+                pull: Duration::from_millis(pull_ms),
+                min_target: base.min_target.min(Duration::from_millis(pull_ms)),
+                ..base
             };
-            let r = traces::replay(&talk, trace, config)?;
-            let a = &r.adaptive;
+            let r = traces::replay(&talk, trace, config, &traces::phases(pull_ms * 1000, args.phases))?;
             total += 1;
             met += usize::from(r.meets_goal());
             ideal += usize::from(r.beats_ideal());
+            let packets = r.packets as f64;
+            let (lo, hi) = r.range(|p| p.adaptive_mean_ms());
             println!(
-                "| {name} | {direction} | {ms} | {seconds} | {} | {:.2} | {:.2} | {:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.1} | {} | {:.0} | {:.1} | {} | {:.2} | {} ({:.1}) | {:.1}/{:.1} |",
+                "| {name} | {direction} | {ms} | {pull_ms} | {seconds} | {} | {:.2} | {:.2} | {:.1} | {:.1}–{:.1} | {:.0} | {:.1} | {:.1} | {:.2} | {:.1} | {} | {:.0} | {:.1} | {} | {:.2} | {:.1} ({:.1}) | {:.1}/{:.1} |",
                 r.packets,
-                r.adaptive_late * 100.0,
-                a.waited_for as f64 / r.packets as f64 * 100.0,
+                r.mean(|p| p.adaptive_late) * 100.0,
+                r.mean(|p| p.adaptive.waited_for as f64) / packets * 100.0,
                 r.adaptive_mean_ms(),
-                a.p95_playout_delay_us as f64 / 1000.0,
-                a.mean_delay_us as f64 / 1000.0,
-                r.fixed.delay_ms,
-                r.fixed.late * 100.0,
-                r.fixed.mean_delay_ms,
+                lo,
+                hi,
+                r.mean(|p| p.adaptive.p95_playout_delay_us as f64) / 1000.0,
+                r.mean(|p| p.adaptive.mean_delay_us as f64) / 1000.0,
+                r.mean(|p| p.fixed.delay_ms),
+                r.mean(|p| p.fixed.late) * 100.0,
+                r.mean(|p| p.fixed.mean_delay_ms),
                 if r.meets_goal() { "yes" } else { "NO" },
                 r.fixed_ideal.delay_ms,
                 r.fixed_ideal.mean_delay_ms,
                 if r.beats_ideal() { "yes" } else { "no" },
-                a.concealed_samples as f64 / (seconds as f64 * 16_000.0) * 100.0,
-                a.interruptions,
-                a.interruption_us as f64 / 1e6,
-                a.inserted_samples as f64 / 16.0,
-                a.removed_samples as f64 / 16.0,
+                r.mean(|p| p.adaptive.concealed_samples as f64) / (seconds as f64 * 16_000.0) * 100.0,
+                r.mean(|p| p.adaptive.interruptions as f64),
+                r.mean(|p| p.adaptive.interruption_us as f64) / 1e6,
+                r.mean(|p| p.adaptive.inserted_samples as f64) / 16.0,
+                r.mean(|p| p.adaptive.removed_samples as f64) / 16.0,
             );
         }
     }

@@ -1,11 +1,13 @@
 //! One talker's real Opus packets (looped speech, DTX on) sent through a
 //! recorded trace in virtual time, into the real adaptive [`ReceiveStream`]
-//! (decoder and stretcher included), pulled in 20 ms chunks as a device
-//! would. The same packets' send and arrival times give the best fixed-delay
-//! buffer in hindsight: the smallest delay over the fastest packet with at
-//! most 2 % of packets late. It is judged on the same 20 ms pulls: a packet
-//! whose first sample plays inside a chunk must have arrived by that chunk's
-//! pull. The idealised one (played at any instant) is shown beside it.
+//! (decoder and stretcher included), pulled in steps as its receiver does
+//! (the client 10 ms, the mixer 20 ms). The same packets' send and arrival
+//! times give the best fixed-delay buffer in hindsight: the smallest delay
+//! over the fastest packet with at most 2 % of packets late. It is judged on
+//! the same pulls: a packet whose first sample plays inside a pull must have
+//! arrived by that pull. The idealised one (played at any instant) is shown
+//! beside it. Where the pulls fall against the sender's clock is arbitrary
+//! (a device's phase), so both are run at several phases and averaged.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -53,45 +55,100 @@ pub struct FixedBest {
     pub mean_delay_ms: f64,
 }
 
+/// One pull phase: the adaptive buffer and the best fixed one on the same pulls.
 #[derive(Debug, Clone, Copy)]
-pub struct TraceRow {
-    pub packets: usize,
+pub struct PhaseRun {
+    pub phase_us: u64,
     pub adaptive: JitterStats,
     pub adaptive_late: f64,
-    /// Played through the same 20 ms pulls (the goal's yardstick).
+    /// Played through the same pulls (the goal's yardstick).
     pub fixed: FixedBest,
-    /// Played at any instant, as no pulled receiver can.
-    pub fixed_ideal: FixedBest,
 }
 
-impl TraceRow {
+impl PhaseRun {
     /// Arrival to the first sample heard, as the fixed buffer's delay is measured.
     pub fn adaptive_mean_ms(&self) -> f64 {
         self.adaptive.mean_playout_delay_us as f64 / 1000.0
     }
+}
 
-    /// The goal: at most 2 % late, at a lower mean delay than the best fixed buffer.
+#[derive(Debug, Clone)]
+pub struct TraceRow {
+    pub packets: usize,
+    pub pull_us: u64,
+    pub phases: Vec<PhaseRun>,
+    /// Played at any instant, as no pulled receiver can (no phase).
+    pub fixed_ideal: FixedBest,
+}
+
+impl TraceRow {
+    /// The mean over phases of `f`.
+    pub fn mean(&self, f: impl Fn(&PhaseRun) -> f64) -> f64 {
+        self.phases.iter().map(f).sum::<f64>() / self.phases.len().max(1) as f64
+    }
+
+    /// The smallest and largest over phases of `f`.
+    pub fn range(&self, f: impl Fn(&PhaseRun) -> f64) -> (f64, f64) {
+        self.phases.iter().map(f).fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)))
+    }
+
+    pub fn adaptive_mean_ms(&self) -> f64 {
+        self.mean(PhaseRun::adaptive_mean_ms)
+    }
+
+    /// At most 2 % late at every phase.
+    fn adaptive_in_budget(&self) -> bool {
+        self.phases.iter().all(|p| p.adaptive_late <= LATE_BUDGET)
+    }
+
+    /// The goal: at most 2 % late, at a lower mean delay (over phases) than
+    /// the best fixed buffer pulled alike.
     pub fn meets_goal(&self) -> bool {
-        self.adaptive_late <= LATE_BUDGET && self.adaptive_mean_ms() < self.fixed.mean_delay_ms
+        self.adaptive_in_budget() && self.adaptive_mean_ms() < self.mean(|p| p.fixed.mean_delay_ms)
     }
 
     /// The same against the idealised fixed buffer.
     pub fn beats_ideal(&self) -> bool {
-        self.adaptive_late <= LATE_BUDGET && self.adaptive_mean_ms() < self.fixed_ideal.mean_delay_ms
+        self.adaptive_in_budget() && self.adaptive_mean_ms() < self.fixed_ideal.mean_delay_ms
     }
 }
 
-/// Replays `talk` over `trace` (capacity only; no added delay or loss).
-pub fn replay(talk: &Talk, trace: &MahimahiTrace, config: JitterConfig) -> anyhow::Result<TraceRow> {
+/// `n` pull phases spread evenly over one pull, starting 7 ms in (the phase
+/// earlier reports used), in whole ms as the replay steps.
+pub fn phases(pull_us: u64, n: usize) -> Vec<u64> {
+    let n = n.max(1) as u64;
+    (0..n).map(|k| ((7_000 + (k * pull_us + n / 2) / n) % pull_us) / 1000 * 1000).collect()
+}
+
+/// Replays `talk` over `trace` (capacity only; no added delay or loss),
+/// pulled every `config.pull`, once per phase in `phases_us`.
+pub fn replay(talk: &Talk, trace: &MahimahiTrace, config: JitterConfig, phases_us: &[u64]) -> anyhow::Result<TraceRow> {
+    let pull_us = config.pull.as_micros() as u64;
+    let mut runs = Vec::new();
+    let mut first = None;
+    for (i, &phase_us) in phases_us.iter().enumerate() {
+        let (run, excess) = replay_phase(talk, trace, config, phase_us, i == 0)?;
+        runs.push(run);
+        first.get_or_insert(excess);
+    }
+    let excess = first.unwrap_or_default();
+    Ok(TraceRow { packets: talk.packets.len(), pull_us, phases: runs, fixed_ideal: best_fixed(&excess, talk.packets.len()) })
+}
+
+/// One phase; also the one-way delays of the packets that arrived (the same at every phase).
+fn replay_phase(talk: &Talk, trace: &MahimahiTrace, config: JitterConfig, phase_us: u64, timeline: bool) -> anyhow::Result<(PhaseRun, Vec<i64>)> {
+    let pull_us = config.pull.as_micros() as u64;
+    anyhow::ensure!(pull_us % 1000 == 0 && (1000..=20_000).contains(&pull_us), "pulls are whole ms up to 20 ms");
     let link_cfg = LinkConfig { capacity: Capacity::Trace(Arc::new(trace.clone())), delay: Duration::ZERO, ..Default::default() };
     let mut link: Link<usize> = Link::new(link_cfg, 1);
     let mut recv = ReceiveStream::with_config(7, config)?;
     let mut arrivals: Vec<Option<u64>> = vec![None; talk.packets.len()];
     let mut next_send = 0usize;
     let mut chunk = [0i16; CHUNK];
+    let chunk = &mut chunk[..pull_us as usize / 1000 * lowband_core::codec::SAMPLES_PER_MS];
     // Let the last packets drain through the link.
     let end_ms = talk.duration_ms + 10_000;
-    let mut timeline = match std::env::var_os("JR_TIMELINE") {
+    let mut timeline = match std::env::var_os("JR_TIMELINE").filter(|_| timeline) {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
@@ -106,9 +163,9 @@ pub fn replay(talk: &Talk, trace: &MahimahiTrace, config: JitterConfig) -> anyho
             arrivals[i] = Some(now.as_micros());
             recv.insert_datagram(now, &talk.packets[i].1);
         }
-        if ms % 20 == PULL_PHASE_MS {
+        if (ms * 1000) % pull_us == phase_us {
             let played = recv.stats().jitter.played_packets;
-            let kind = recv.pull_chunk(now, &mut chunk);
+            let kind = recv.pull_chunk(now, chunk);
             if let Some(t) = timeline.as_mut() {
                 use std::io::Write;
                 let jb = recv.jitter_buffer();
@@ -136,27 +193,23 @@ pub fn replay(talk: &Talk, trace: &MahimahiTrace, config: JitterConfig) -> anyho
         eprintln!("excess ms q50 {} q90 {} q95 {} q97 {} q98 {} q99 {} max {}; late {} skipped {} never {}", q(0.5), q(0.9), q(0.95), q(0.97), q(0.98), q(0.99), e[e.len() - 1], adaptive.late, adaptive.skipped_packets, never);
     }
     let sends: Vec<u64> = talk.packets.iter().map(|(s, _)| *s).collect();
-    Ok(TraceRow { packets: sent, adaptive, adaptive_late, fixed: best_fixed_pulled(&sends, &arrivals), fixed_ideal: best_fixed(&excess, sent) })
+    let fixed = best_fixed_pulled(&sends, &arrivals, pull_us as i64, phase_us as i64);
+    Ok((PhaseRun { phase_us, adaptive, adaptive_late, fixed }, excess))
 }
 
-/// Pulls run on the receiver's own 20 ms clock, out of phase with the sender's.
-const PULL_PHASE_MS: u64 = 7;
-const PULL_US: i64 = 20_000;
-
 /// The smallest fixed delay `d` (over the fastest packet) with at most 2 % of
-/// packets late when playout is pulled in 20 ms chunks: packet i is heard at
-/// send + fastest + d, so it must be there by the last pull at or before that
-/// instant. The mean delay is from arrival to that instant.
-pub fn best_fixed_pulled(send_us: &[u64], arrival_us: &[Option<u64>]) -> FixedBest {
+/// packets late when playout is pulled every `pull_us` at `phase_us`: packet
+/// i is heard at send + fastest + d, so it must be there by the last pull at
+/// or before that instant. The mean delay is from arrival to that instant.
+pub fn best_fixed_pulled(send_us: &[u64], arrival_us: &[Option<u64>], pull_us: i64, phase_us: i64) -> FixedBest {
     let sent = send_us.len();
     let pairs: Vec<(i64, i64)> = send_us.iter().zip(arrival_us).filter_map(|(&s, a)| a.map(|a| (s as i64, a as i64))).collect();
     let base = pairs.iter().map(|(s, a)| a - s).min().unwrap_or(0);
-    let phase = PULL_PHASE_MS as i64 * 1000;
-    let deadline = |s: i64, d: i64| phase + (s + base + d - phase).div_euclid(PULL_US) * PULL_US;
+    let deadline = |s: i64, d: i64| phase_us + (s + base + d - phase_us).div_euclid(pull_us) * pull_us;
     let late = |d: i64| sent - pairs.iter().filter(|&&(s, a)| a <= deadline(s, d)).count();
     let allowed = (sent as f64 * LATE_BUDGET).floor() as usize;
     // Late packets only get fewer as d grows: bisect in 1 ms steps.
-    let max_ms = pairs.iter().map(|(s, a)| a - s - base).max().unwrap_or(0) / 1000 + PULL_US / 1000 + 1;
+    let max_ms = pairs.iter().map(|(s, a)| a - s - base).max().unwrap_or(0) / 1000 + pull_us / 1000 + 1;
     let (mut lo, mut hi) = (0i64, max_ms);
     while lo < hi {
         let mid = (lo + hi) / 2;
@@ -225,10 +278,21 @@ mod tests {
         let arrival: Vec<Option<u64>> = send.iter().enumerate().map(|(i, s)| Some(s + if i % 33 == 5 { 14_000 } else { 10_000 })).collect();
         let ideal: Vec<i64> = send.iter().zip(&arrival).map(|(&s, a)| a.unwrap() as i64 - s as i64).collect();
         assert_eq!(best_fixed(&ideal, 100).delay_ms, 4.0);
-        let b = best_fixed_pulled(&send, &arrival);
+        let b = best_fixed_pulled(&send, &arrival, 20_000, 7_000);
         assert_eq!(b.delay_ms, 17.0);
         assert_eq!(b.late, 0.0);
         assert!((b.mean_delay_ms - (17.0 - 0.12)).abs() < 0.01, "{b:?}");
+        // Pulled every 10 ms (same phase), the first pull after the arrivals is 7 ms after the fastest.
+        let b = best_fixed_pulled(&send, &arrival, 10_000, 7_000);
+        assert_eq!(b.delay_ms, 7.0);
+        assert!((b.mean_delay_ms - (7.0 - 0.12)).abs() < 0.01, "{b:?}");
+    }
+
+    #[test]
+    fn pull_phases_spread_over_one_pull_starting_at_7_ms() {
+        assert_eq!(phases(20_000, 4), vec![7_000, 12_000, 17_000, 2_000]);
+        assert_eq!(phases(10_000, 5), vec![7_000, 9_000, 1_000, 3_000, 5_000]);
+        assert_eq!(phases(20_000, 1), vec![7_000]);
     }
 
     #[test]
