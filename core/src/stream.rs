@@ -285,6 +285,8 @@ pub struct ReceiveStream {
     voice: bool,
     /// The last packet decoded to (near) digital silence: a mix nobody was talking into.
     quiet: bool,
+    /// Whether comfort noise is heard (a listener) or dropped (the mixer leaves it out).
+    comfort_noise_heard: bool,
     /// Deep-redundancy parser and the media time of the packet it last parsed.
     dred: Option<(Dred, Option<i64>)>,
     dred_recovered_samples: u64,
@@ -309,11 +311,19 @@ impl ReceiveStream {
             bad_packets: 0,
             voice: false,
             quiet: false,
+            comfort_noise_heard: true,
             dred: None,
             dred_recovered_samples: 0,
             fec_recovered_samples: 0,
             pause_samples: 0,
         })
+    }
+
+    /// For a mixer, which never mixes comfort noise: the pauses between
+    /// comfort-noise updates play as silence instead of being concealed.
+    /// A listener keeps the default and hears continuous comfort noise.
+    pub fn drop_comfort_noise(&mut self) {
+        self.comfort_noise_heard = false;
     }
 
     /// Rebuilds holes from deep redundancy (DRED) when later packets carry it.
@@ -509,10 +519,11 @@ impl ReceiveStream {
                 Pop::Missing(n) => {
                     kind = ChunkKind::Concealed;
                     let n = n.next_multiple_of(TICK_SAMPLES).min(MAX_FRAME_SAMPLES);
-                    if (!self.voice || self.quiet) && self.jitter.peek_following().next().is_none() {
-                        // Nothing is buffered after comfort noise or silence: a DTX
-                        // pause, not a loss. Neural concealment (FARGAN, dearer than a
-                        // decode) would only extend the noise or silence: play silence.
+                    let pause = self.quiet || (!self.voice && !self.comfort_noise_heard);
+                    if pause && self.jitter.peek_following().next().is_none() {
+                        // Nothing is buffered after silence (or, at a mixer, comfort
+                        // noise): a DTX pause, not a loss. Neural concealment (FARGAN,
+                        // dearer than a decode) would only extend it: play silence.
                         room[..n].fill(0);
                         self.pause_samples += n as u64;
                         n
@@ -573,9 +584,12 @@ mod dtx_pause_tests {
     /// (20 ms a chunk, no loss), then keeps pulling for `after` chunks with
     /// nothing arriving; returns the kinds and the peak of what played after,
     /// and the samples played as a DTX pause.
-    fn play(chunks: &[Vec<i16>], after: usize) -> (Vec<ChunkKind>, i32, u64) {
+    fn play(chunks: &[Vec<i16>], after: usize, mixer: bool) -> (Vec<ChunkKind>, i32, u64) {
         let mut tx = SendStream::new(Profile::default(), None, true).unwrap();
         let mut rx = ReceiveStream::new(7, Duration::from_millis(60)).unwrap();
+        if mixer {
+            rx.drop_comfort_noise();
+        }
         let mut out = [0i16; CHUNK];
         let mut kinds = Vec::new();
         let mut peak = 0;
@@ -610,20 +624,23 @@ mod dtx_pause_tests {
     }
 
     #[test]
-    fn a_pause_after_silence_or_comfort_noise_plays_silence_but_a_late_packet_mid_speech_is_concealed() {
+    fn a_pause_after_silence_plays_silence_after_comfort_noise_only_at_a_mixer_and_a_late_packet_mid_speech_is_concealed() {
         // Speech, then digital silence until the sender is in DTX (a mix nobody talks into).
         let mut call = voice(50);
         call.extend(std::iter::repeat_n(vec![0i16; CHUNK], 40));
-        let (_, peak, paused) = play(&call, 10);
+        let (_, peak, paused) = play(&call, 10, false);
         assert!(peak == 0 && paused >= 10 * CHUNK as u64, "a DTX pause after silence was concealed: peak {peak}, {paused} samples paused");
         // Speech, then faint noise: comfort-noise updates every 400 ms, pauses between them.
         let mut call = voice(50);
         let mut x = 1u32;
         call.extend((0..100).map(|_| (0..CHUNK).map(|_| { x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345); ((x >> 16) % 61) as i16 - 30 }).collect()));
-        let (_, _, paused) = play(&call, 0);
-        assert!(paused >= 20 * CHUNK as u64, "pauses between comfort-noise updates were concealed: {paused} samples paused");
+        let (_, _, paused) = play(&call, 0, true);
+        assert!(paused >= 20 * CHUNK as u64, "a mixer concealed the pauses between comfort-noise updates: {paused} samples paused");
+        // A listener hears comfort noise through those pauses, not bursts of it between silence.
+        let (_, _, paused) = play(&call, 0, false);
+        assert_eq!(paused, 0, "a listener's comfort noise was cut into bursts");
         // Speech that stops arriving mid-word: the buffer waits and conceals, as before.
-        let (kinds, peak, paused) = play(&voice(50), 6);
+        let (kinds, peak, paused) = play(&voice(50), 6, true);
         assert!(kinds.contains(&ChunkKind::Concealed) && peak > 100 && paused == 0, "a late packet mid-speech was not concealed: {kinds:?}, peak {peak}");
     }
 }

@@ -477,6 +477,8 @@ impl Gateway {
         let jitter = JitterConfig { initial_target: cfg.jitter_target, ..JitterConfig::adaptive() };
         let dred = self.conns.get(&conn).is_some_and(|c| c.dred);
         let uplink = match ReceiveStream::with_config(cfg.uplink_decoder_complexity, jitter).and_then(|mut s| {
+            // The mix takes speech only (room.rs), so comfort noise need not be concealed.
+            s.drop_comfort_noise();
             if dred {
                 s.enable_dred()?;
             }
