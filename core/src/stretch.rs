@@ -290,6 +290,24 @@ mod tests {
     }
 
     #[test]
+    fn quiet_acceleration_shortens_a_pause_but_never_touches_speech() {
+        let speech = voiced(640, 100);
+        let mut buf = speech.clone();
+        let mut len = buf.len();
+        assert_eq!(accelerate_quiet_at_most(&mut buf, &mut len, MAX_PERIOD), Stretch::None);
+        assert_eq!(&buf[..len], &speech[..]);
+        // A pause (faint hiss) before the next word: up to `most` samples of it go.
+        let mut pause: Vec<i16> = (0..640).map(|i| [3, -2, 1, -4][i % 4]).collect();
+        pause.extend(voiced(320, 100));
+        let before = pause.clone();
+        let mut len = pause.len();
+        assert_eq!(accelerate_quiet_at_most(&mut pause, &mut len, 100), Stretch::Removed(100));
+        assert_eq!(len, 860);
+        assert_eq!(&pause[540..len], &before[640..], "the word after the pause is untouched");
+        assert!(max_step(&pause[..len]) <= max_step(&before));
+    }
+
+    #[test]
     fn playing_at_ten_percent_faster_or_slower_changes_the_length_by_that_much() {
         let x = voiced(16_000, 90);
         let (fast, _) = play_at_rate(&x, 1.1);

@@ -33,6 +33,9 @@ pub struct JitterReportArgs {
     /// Accelerate when this far above the target, ms.
     #[arg(long, default_value_t = 60)]
     pub accelerate_above_ms: u64,
+    /// Playout follows a fallen target down in pauses even when no packet was late.
+    #[arg(long)]
+    pub follow_falling_target: bool,
     /// Only traces whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
@@ -75,6 +78,9 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
     println!("for the adaptive buffer the pull that emits it plus the audio queued ahead of it in the output,");
     println!("for the fixed buffer the fastest packet's arrival plus its delay. \"to pull\" leaves out the queued audio (NetEq's jitterBufferDelay).");
     println!("Playout is pulled as its receiver pulls it: downlink by the client every {} ms, uplink by the mixer every {} ms.", args.down_pull_ms, args.up_pull_ms);
+    if args.follow_falling_target {
+        println!("Playout follows a fallen target down in pauses even when no packet was late (not the default).");
+    }
     println!("The best fixed buffer is played through the same pulls (a packet must be there by the pull its first sample plays in);");
     println!("the idealised one plays each packet at any instant, which no pulled receiver can. Each run is repeated at {} pull phases", args.phases);
     println!("spread over one pull (where a device's pulls fall is arbitrary) and the figures are their mean, for the adaptive and the");
@@ -98,6 +104,7 @@ pub fn run(args: &JitterReportArgs) -> anyhow::Result<()> {
             let config = JitterConfig {
                 quantile: args.quantile,
                 accelerate_above: Duration::from_millis(args.accelerate_above_ms),
+                follow_falling_target: args.follow_falling_target,
                 pull: Duration::from_millis(pull_ms),
                 min_target: base.min_target.min(Duration::from_millis(pull_ms)),
                 ..base
