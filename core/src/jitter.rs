@@ -664,8 +664,7 @@ impl JitterBuffer {
         if lead > target + BACKLOG_US {
             return Some(StretchWanted::Accelerate);
         }
-        let follow = self.catching_up || self.cfg.follow_falling_target;
-        if follow && self.over_safe_lead_us() >= MIN_STRETCH_US && lead <= target + self.cfg.accelerate_above.as_micros() as i64 {
+        if self.following_target_down() && self.over_safe_lead_us() >= MIN_STRETCH_US && lead <= target + self.cfg.accelerate_above.as_micros() as i64 {
             // A wait concealed a whole pull, usually for a packet only a few ms
             // late (or the target fell): take back what the deadlines do not need.
             return Some(StretchWanted::CatchUp);
@@ -680,6 +679,12 @@ impl JitterBuffer {
         } else {
             None
         }
+    }
+
+    /// Playout comes down to the lowest safe lead in pauses: after a wait
+    /// (until the next silence), or always when it follows a fallen target.
+    fn following_target_down(&self) -> bool {
+        self.catching_up || self.cfg.follow_falling_target
     }
 
     /// How far playout is above the lowest lead at which the next packets'
@@ -698,7 +703,7 @@ impl JitterBuffer {
     /// How many samples acceleration may remove without taking the next
     /// packets' deadlines below the target (when catching up).
     pub fn accelerate_limit(&self) -> usize {
-        if !self.catching_up && !self.cfg.follow_falling_target {
+        if !self.following_target_down() {
             // The 60 ms rule and an outage's backlog: far above the target anyway.
             return usize::MAX;
         }
